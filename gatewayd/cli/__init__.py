@@ -1,0 +1,20 @@
+"""The ``clawgress`` command line.
+
+User errors (``ClawgressError``) print one ``error: ...`` line to stderr and exit with
+code 2; a traceback means a bug. Each command group lives in its own module and is
+registered here.
+"""
+
+from __future__ import annotations
+
+from gatewayd.cli import config_cmd
+from gatewayd.cli.root import cli
+
+cli.add_command(config_cmd.group)
+
+
+def main() -> None:
+    cli(prog_name="clawgress")
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,273 @@
+"""The gateway's configuration: pydantic models read from one YAML file.
+
+Where the file comes from: ``--config PATH``, else ``$CLAWGRESS_CONFIG``, else
+``/etc/clawgress/gateway.yaml``; when none of these is given and the default file does not
+exist, the built-in defaults apply. Relative paths inside the file are relative to the file.
+Every invalid file fails with a ``ConfigError`` naming the file, the field path and what was
+expected. ``examples/gateway.yaml`` is the annotated reference.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gatewayd.duration import parse_duration
+from gatewayd.errors import ConfigError
+from gatewayd.validation import describe
+
+DEFAULT_CONFIG_PATH = Path("/etc/clawgress/gateway.yaml")
+CONFIG_ENV = "CLAWGRESS_CONFIG"
+
+FailMode = Literal["fail-open", "fail-closed"]
+IfaceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,15}$")]
+EnvName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m, 1h")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError("must be greater than zero")
+        return value
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError("expected a duration such as 30s, 15m, 1h")
+
+
+class GatewaySection(_Model):
+    """The gateway host itself."""
+
+    name: str = "clawgress"
+    # The gateway's own addresses. They join the policy guard class: a rule must name
+    # them explicitly for an agent to reach them.
+    addresses: list[IPvAnyAddress] = []
+
+
+class WorkloadInterface(_Model):
+    """An interface agents sit behind, the subnets expected on it, and their environment."""
+
+    name: IfaceName
+    subnets: list[IPvAnyNetwork] = Field(min_length=1)
+    environment: EnvName = "default"
+
+
+class WorkloadSection(_Model):
+    interfaces: list[WorkloadInterface] = []
+
+    @model_validator(mode="after")
+    def _distinct(self) -> WorkloadSection:
+        seen: dict[str, int] = {}
+        for i, iface in enumerate(self.interfaces):
+            if iface.name in seen:
+                raise ValueError(
+                    f"interface {iface.name!r} is listed twice (interfaces[{seen[iface.name]}]"
+                    f" and interfaces[{i}])"
+                )
+            seen[iface.name] = i
+        nets = [(n, i.name) for i in self.interfaces for n in i.subnets]
+        for a, (net_a, name_a) in enumerate(nets):
+            for net_b, name_b in nets[a + 1 :]:
+                if net_a.version == net_b.version and net_a.overlaps(net_b):
+                    raise ValueError(
+                        f"subnet {net_a} on {name_a} overlaps {net_b} on {name_b}: a source"
+                        " address must belong to exactly one workload interface"
+                    )
+        return self
+
+
+class EnvironmentSection(_Model):
+    """Per-environment behaviour; ``fail_mode`` is what happens when the engine is down."""
+
+    fail_mode: FailMode = "fail-closed"
+
+
+class StoreSection(_Model):
+    path: Path = Path("/var/lib/clawgress/clawgress.db")
+
+
+class AuditSection(_Model):
+    path: Path = Path("/var/log/clawgress/audit.log")
+
+
+class GuardSection(_Model):
+    """Destinations added to the built-in guard class (loopback, link-local, metadata...)."""
+
+    extra_cidrs: list[IPvAnyNetwork] = []
+    extra_hosts: list[str] = []
+
+
+class PolicySection(_Model):
+    # Verification of bundles. With require_signature true (the default) only bundles
+    # signed by one of trusted_keys are published or loaded.
+    require_signature: bool = True
+    trusted_keys: list[Path] = []
+    # The last bundle that verified and loaded, kept on disk as the fallback.
+    last_known_good: Path = Path("/var/lib/clawgress/policy/last-known-good.bundle")
+    # Bounds on a bundle archive, checked before reading past them.
+    max_bundle_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    max_unpacked_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_documents: int = Field(default=1000, gt=0)
+    # What a gateway does when the active bundle has expired: deny all traffic, or keep
+    # enforcing it (and say so in every decision's reason).
+    on_expired: Literal["deny-all", "keep"] = "deny-all"
+    guard: GuardSection = GuardSection()
+
+
+class LeaseSection(_Model):
+    default_ttl: Annotated[int, Field(gt=0)] = 3600
+    max_ttl: Annotated[int, Field(gt=0)] = 30 * 86400
+
+    @field_validator("default_ttl", "max_ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: Any) -> int:
+        return _duration(value)
+
+
+class Config(_Model):
+    """The whole gateway configuration (see ``examples/gateway.yaml``)."""
+
+    gateway: GatewaySection = GatewaySection()
+    workload: WorkloadSection = WorkloadSection()
+    environments: dict[EnvName, EnvironmentSection] = {"default": EnvironmentSection()}
+    store: StoreSection = StoreSection()
+    audit: AuditSection = AuditSection()
+    policy: PolicySection = PolicySection()
+    leases: LeaseSection = LeaseSection()
+
+    @model_validator(mode="after")
+    def _environments_declared(self) -> Config:
+        for i, iface in enumerate(self.workload.interfaces):
+            if iface.environment not in self.environments:
+                declared = ", ".join(sorted(self.environments)) or "none"
+                raise ValueError(
+                    f"workload.interfaces[{i}] ({iface.name}) names environment"
+                    f" {iface.environment!r}, which is not under environments: (declared:"
+                    f" {declared})"
+                )
+        if self.leases.default_ttl > self.leases.max_ttl:
+            raise ValueError("leases.default_ttl is longer than leases.max_ttl")
+        return self
+
+    def fail_mode_for(self, environment: str) -> FailMode:
+        """The fail mode of ``environment``; undeclared environments fail closed."""
+        env = self.environments.get(environment)
+        return env.fail_mode if env else "fail-closed"
+
+    def interface(self, name: str) -> WorkloadInterface | None:
+        for iface in self.workload.interfaces:
+            if iface.name == name:
+                return iface
+        return None
+
+    def interface_for(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+        """The workload interface whose subnets contain ``ip``, if any."""
+        for iface in self.workload.interfaces:
+            for net in iface.subnets:
+                if ip.version == net.version and ip in net:
+                    return iface.name
+        return None
+
+
+_PATH_FIELDS = (
+    ("store", "path"),
+    ("audit", "path"),
+    ("policy", "last_known_good"),
+)
+
+
+def _resolve_relative(data: dict[str, Any], base: Path) -> None:
+    """Make relative paths in raw config data relative to the config file's folder."""
+    for section, key in _PATH_FIELDS:
+        sec = data.get(section)
+        if isinstance(sec, dict) and isinstance(sec.get(key), str):
+            p = Path(sec[key])
+            if not p.is_absolute():
+                sec[key] = str(base / p)
+    pol = data.get("policy")
+    if isinstance(pol, dict) and isinstance(pol.get("trusted_keys"), list):
+        pol["trusted_keys"] = [
+            str(base / k) if isinstance(k, str) and not Path(k).is_absolute() else k
+            for k in pol["trusted_keys"]
+        ]
+
+
+def parse_config(text: str, source: str, base: Path | None = None) -> Config:
+    """Parse YAML ``text`` (named ``source`` in errors) into a ``Config``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"config {source}:{where}: not valid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config {source}: expected a mapping of sections at the top level,"
+            f" got {type(data).__name__}"
+        )
+    if base is not None:
+        _resolve_relative(data, base)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = describe(exc)
+        head = f"config {source}: {lines[0]}"
+        more = "".join(f"\n  config {source}: {line}" for line in lines[1:])
+        raise ConfigError(head + more) from None
+
+
+def config_path(explicit: str | Path | None) -> tuple[Path, bool]:
+    """Which file to read, and whether it was asked for (so must exist)."""
+    if explicit:
+        return Path(explicit), True
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env), True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_config(explicit: str | Path | None = None) -> tuple[Config, Path | None]:
+    """The configuration and the file it came from (``None``: built-in defaults)."""
+    path, required = config_path(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config {path}: no such file") from None
+        return Config(), None
+    except OSError as exc:
+        raise ConfigError(f"config {path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path}: not UTF-8 text") from None
+    return parse_config(text, str(path), base=path.parent.resolve()), path
+
+
+_IFACE = re.compile(r"^[A-Za-z0-9_.@-]{1,15}$")
+
+
+def valid_interface_name(name: str) -> bool:
+    """Linux interface names: 1 to 15 characters, no slash, no whitespace."""
+    return bool(_IFACE.match(name))

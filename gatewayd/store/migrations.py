@@ -1,0 +1,72 @@
+"""Versioned schema migrations, applied in order on open.
+
+The schema version lives in SQLite's ``PRAGMA user_version``. A migration is a function
+of the open connection; each runs in the same ``BEGIN IMMEDIATE`` transaction as the
+version bump, so two processes opening a new store at once apply it exactly once. Later
+components append their migrations here; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def _identity_and_policy(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE agents (
+            agent_id TEXT PRIMARY KEY,
+            team_id TEXT NOT NULL,
+            project_id TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            workload_fingerprint TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE leases (
+            id INTEGER PRIMARY KEY,
+            ip TEXT NOT NULL,
+            iface TEXT NOT NULL,
+            agent_id TEXT NOT NULL REFERENCES agents(agent_id),
+            granted_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            revoked_at REAL,
+            revoke_reason TEXT
+        );
+        CREATE INDEX leases_ip ON leases(ip) WHERE revoked_at IS NULL;
+        CREATE INDEX leases_agent ON leases(agent_id) WHERE revoked_at IS NULL;
+        CREATE TABLE policy_bundles (
+            version INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            key_id TEXT,
+            published_at REAL NOT NULL,
+            blob BLOB NOT NULL
+        );
+        CREATE TABLE policy_active (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version INTEGER NOT NULL REFERENCES policy_bundles(version),
+            activated_at REAL NOT NULL
+        );
+        CREATE TABLE generations (
+            domain TEXT PRIMARY KEY,
+            generation INTEGER NOT NULL
+        );
+        """
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "identity registry and policy bundles", _identity_and_policy),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
