@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,6 +84,26 @@ class Store:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
 
+def _enable_wal(conn: sqlite3.Connection, path: Path, timeout_s: float) -> None:
+    """Switch to WAL, waiting out other processes opening the same new file.
+
+    Changing the journal mode can fail with "database is locked" at once, without the
+    busy handler, while another connection is creating or converting the file; once set,
+    WAL is persistent and this is a read.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+    if mode.lower() not in ("wal", "memory"):  # "memory": an in-memory store (tests)
+        raise StoreError(f"store {path}: cannot use WAL journaling (journal mode is {mode})")
+
+
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     current = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if current > SCHEMA_VERSION:
@@ -117,7 +138,7 @@ def open_store(path: str | Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"store {p}: cannot open: {exc}") from None
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(conn, p, busy_timeout_s)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")

@@ -20,8 +20,21 @@ class Migration:
     apply: Callable[[sqlite3.Connection], None]
 
 
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run ``script``'s statements one by one inside the caller's transaction.
+
+    Not ``Connection.executescript``: it COMMITs the open transaction first, so the
+    migration would no longer be atomic with its version bump (and the final COMMIT in
+    ``_migrate`` fails with "no transaction is active").
+    """
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 def _identity_and_policy(conn: sqlite3.Connection) -> None:
-    conn.executescript(
+    _execute_script(
+        conn,
         """
         CREATE TABLE agents (
             agent_id TEXT PRIMARY KEY,
