@@ -129,7 +129,7 @@ class PolicySection(_Model):
     max_unpacked_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     max_documents: int = Field(default=1000, gt=0)
     # What a gateway does when the active bundle has expired: deny all traffic, or keep
-    # enforcing it (and say so in every decision's reason).
+    # enforcing it (reported by `clawgress policy active` as a problem).
     on_expired: Literal["deny-all", "keep"] = "deny-all"
     guard: GuardSection = GuardSection()
 

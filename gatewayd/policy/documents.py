@@ -142,10 +142,10 @@ def check_host_pattern(pattern: str) -> str:
 class IdentitySelector(_Model):
     """Which agents a rule is for. Each field is ``*`` (any), a value, or a list of values."""
 
-    agent: Name | list[Name] = "*"
-    team: Name | list[Name] = "*"
-    project: Name | list[Name] = "*"
-    environment: Name | list[Name] = "*"
+    agent: Literal["*"] | Name | list[Name] = "*"
+    team: Literal["*"] | Name | list[Name] = "*"
+    project: Literal["*"] | Name | list[Name] = "*"
+    environment: Literal["*"] | Name | list[Name] = "*"
 
     @field_validator("agent", "team", "project", "environment", mode="before")
     @classmethod
@@ -230,14 +230,15 @@ class Destination(_Model):
                 out.append(ipaddress.ip_network(item.strip(), strict=True))
             except ValueError as exc:
                 raise ValueError(f"{item!r}: {exc}") from None
-        return out
+        return list(dict.fromkeys(out))
 
     @field_validator("ports")
     @classmethod
     def _ports(cls, value: list[int | str]) -> list[int | str]:
+        seen: dict[PortRange, int | str] = {}
         for item in value:
-            parse_port(item)
-        return value
+            seen.setdefault(parse_port(item), item)
+        return list(seen.values())
 
     def port_ranges(self) -> tuple[PortRange, ...]:
         return tuple(parse_port(p) for p in self.ports)
