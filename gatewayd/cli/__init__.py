@@ -7,10 +7,14 @@ registered here.
 
 from __future__ import annotations
 
-from gatewayd.cli import config_cmd
+from gatewayd.cli import agent, config_cmd, keys, lease, policy
 from gatewayd.cli.root import cli
 
 cli.add_command(config_cmd.group)
+cli.add_command(agent.group)
+cli.add_command(lease.group)
+cli.add_command(keys.group)
+cli.add_command(policy.group)
 
 
 def main() -> None:

@@ -1,0 +1,5 @@
+"""``python -m gatewayd`` runs the ``clawgress`` command line."""
+
+from gatewayd.cli import main
+
+main()
