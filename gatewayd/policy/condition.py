@@ -166,8 +166,13 @@ class Condition:
         return "no matching overload for the operand types at runtime"
 
 
+@functools.lru_cache(maxsize=4096)
 def compile_condition(source: str) -> Condition:
-    """Parse, type-check and compile ``source``; raises ``PolicyError`` (one line) if invalid."""
+    """Parse, type-check and compile ``source``; raises ``PolicyError`` (one line) if invalid.
+
+    Conditions are immutable, so bundles that repeat one (and recompiles of the same
+    bundle) share its compiled form.
+    """
     if len(source) > MAX_SOURCE_LENGTH:
         raise PolicyError(f"expression is longer than {MAX_SOURCE_LENGTH} characters")
     if not source.strip():
