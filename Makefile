@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck bench clean
 
 setup:
 	@bash tools/setup.sh
@@ -14,13 +14,14 @@ test: setup
 	@bash tools/test.sh
 
 lint: setup
-	@$(VENV)/bin/ruff check gatewayd tests tools
+	@$(VENV)/bin/ruff check gatewayd tests netns-tests tools
 
 typecheck: setup
 	@$(VENV)/bin/mypy --strict gatewayd
 
 bench: setup
 	@$(PY) -m tools.bench.policy
+	@$(PY) -m tools.bench.dataplane
 
 clean:
 	rm -rf $(VENV) bench-results/*.json .pytest_cache .mypy_cache .ruff_cache

@@ -134,6 +134,43 @@ class PolicySection(_Model):
     guard: GuardSection = GuardSection()
 
 
+class DataplaneSection(_Model):
+    """The kernel side: queues, marks, flood limits, and the engine's timers."""
+
+    # NFQUEUE number for the first packet of each new flow from a workload interface.
+    queue: int = Field(default=0, ge=0, le=65535)
+    # NFQUEUE number for reply packets of ended TCP flows: the engine turns each into a TCP
+    # reset toward the agent, so an agent's download ends at once instead of hanging.
+    reset_queue: int = Field(default=1, ge=0, le=65535)
+    # How packets are queued: native nft `queue` (kernels with nft_queue), the xtables
+    # NFQUEUE target through iptables-nft, or auto: probe and use native when it works.
+    queue_backend: Literal["auto", "native", "xtables"] = "auto"
+    # Clawgress keeps its state in 7 bits of the packet and conntrack marks, starting at
+    # this bit; pick a shift whose bits nothing else on the host uses.
+    mark_shift: int = Field(default=20, ge=0, le=25)
+    # Per-source limit on packets of undecided flows before they reach the queue, so one
+    # agent cannot starve the others' verdicts; above it packets are dropped.
+    new_flow_rate: int = Field(default=200, gt=0)
+    new_flow_burst: int = Field(default=400, gt=0)
+    # Kernel queue length: packets waiting for a verdict beyond it are dropped (and
+    # counted); a dropped first packet is retransmitted by the client, never let through.
+    queue_max_len: int = Field(default=4096, gt=0, le=1_048_576)
+    # How often the engine looks for changes in the store (leases, policy), and checks
+    # that its rules are still in place.
+    reload_interval_ms: int = Field(default=250, gt=0)
+    drift_check_interval_ms: int = Field(default=2000, gt=0)
+    # Where the engine writes its counters (queue depth, kernel queue drops, verdicts) in
+    # the Prometheus text format, for node_exporter's textfile collector; by default next
+    # to the store.
+    metrics_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _queues_differ(self) -> DataplaneSection:
+        if self.queue == self.reset_queue:
+            raise ValueError("dataplane.queue and dataplane.reset_queue must differ")
+        return self
+
+
 class LeaseSection(_Model):
     default_ttl: Annotated[int, Field(gt=0)] = 3600
     max_ttl: Annotated[int, Field(gt=0)] = 30 * 86400
@@ -154,6 +191,7 @@ class Config(_Model):
     audit: AuditSection = AuditSection()
     policy: PolicySection = PolicySection()
     leases: LeaseSection = LeaseSection()
+    dataplane: DataplaneSection = DataplaneSection()
 
     @model_validator(mode="after")
     def _environments_declared(self) -> Config:
@@ -168,6 +206,10 @@ class Config(_Model):
         if self.leases.default_ttl > self.leases.max_ttl:
             raise ValueError("leases.default_ttl is longer than leases.max_ttl")
         return self
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.dataplane.metrics_path or self.store.path.parent / "dataplane.prom"
 
     def fail_mode_for(self, environment: str) -> FailMode:
         """The fail mode of ``environment``; undeclared environments fail closed."""
@@ -193,6 +235,7 @@ _PATH_FIELDS = (
     ("store", "path"),
     ("audit", "path"),
     ("policy", "last_known_good"),
+    ("dataplane", "metrics_path"),
 )
 
 

@@ -43,4 +43,10 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
     .venv/bin/python -m pip install -q -e '.[dev]'
     echo "$want" >"$stamp"
 fi
+# libnftables' Python bindings are not on PyPI: link the distribution's package (pure
+# Python over ctypes) into the virtual environment.
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+if [[ ! -e "$site/nftables" && -d /usr/lib/python3/dist-packages/nftables ]]; then
+    ln -s /usr/lib/python3/dist-packages/nftables "$site/nftables"
+fi
 say "ready (.venv: $(.venv/bin/python --version))"

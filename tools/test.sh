@@ -7,7 +7,7 @@ cd "$root"
 venv=.venv/bin
 
 echo "== ruff"
-"$venv/ruff" check gatewayd tests tools
+"$venv/ruff" check gatewayd tests netns-tests tools
 echo "== mypy --strict gatewayd"
 "$venv/mypy" --strict gatewayd
 echo "== pytest"
