@@ -1,0 +1,85 @@
+"""The command lines the lab runs, as argument lists (never a shell).
+
+``in_namespace`` wraps a command in ``ip netns exec NS``, which also bind-mounts
+``/etc/netns/NS/*`` over ``/etc`` (that is how agents get the lab's ``resolv.conf``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from gatewayd.lab.plan import DNS_SERVER, LabPlan
+from gatewayd.lab.state import StatePaths
+
+HTTP_PORT = 80
+HTTPS_PORT = 443
+DNS_PORT = 53
+
+# Per namespace, before any link exists: forwarding on the gateway, and no IPv6 duplicate
+# address detection anywhere (addresses are usable at once; the lab assigns them all).
+SYSCTLS_ALL: dict[str, str] = {
+    "net.ipv6.conf.all.accept_dad": "0",
+    "net.ipv6.conf.default.accept_dad": "0",
+    "net.ipv6.conf.all.dad_transmits": "0",
+    "net.ipv6.conf.default.dad_transmits": "0",
+    # Router advertisements are not used: routes are static.
+    "net.ipv6.conf.all.accept_ra": "0",
+    "net.ipv6.conf.default.accept_ra": "0",
+}
+SYSCTLS_GATEWAY: dict[str, str] = {
+    **SYSCTLS_ALL,
+    "net.ipv4.ip_forward": "1",
+    "net.ipv6.conf.all.forwarding": "1",
+    "net.ipv6.conf.default.forwarding": "1",
+}
+
+
+def in_namespace(ip: str, namespace: str, argv: Sequence[str]) -> list[str]:
+    return [ip, "netns", "exec", namespace, *argv]
+
+
+def sysctl_argv(sysctl: str, settings: Mapping[str, str]) -> list[str]:
+    return [sysctl, "-q", "-w", *(f"{k}={v}" for k, v in settings.items())]
+
+
+def dns_server_argv(plan: LabPlan, ttl: int, dnsmasq: str = "/usr/sbin/dnsmasq") -> list[str]:
+    """dnsmasq answering the lab names (A and AAAA) with ``ttl``, NXDOMAIN for the rest."""
+    if ttl < 0:
+        raise ValueError("a DNS TTL is zero or more seconds")
+    argv = [
+        dnsmasq,
+        "--no-daemon",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        f"--listen-address={DNS_SERVER.v4}",
+        f"--listen-address={DNS_SERVER.v6}",
+        f"--port={DNS_PORT}",
+        f"--local-ttl={ttl}",
+        "--log-facility=-",
+        "--log-queries",
+    ]
+    for name, endpoint in plan.dns_names.items():
+        argv.append(f"--address=/{name}/{endpoint.v4}")
+        argv.append(f"--address=/{name}/{endpoint.v6}")
+    # Everything else does not exist (rather than REFUSED for want of an upstream server).
+    argv.append("--address=/#/")
+    return argv
+
+
+def upstream_argv(python: str, plan: LabPlan, paths: StatePaths) -> list[str]:
+    argv = [
+        python, "-m", "gatewayd.lab.upstream",
+        "--http-port", str(HTTP_PORT),
+        "--https-port", str(HTTPS_PORT),
+        "--cert", str(paths.upstream_cert),
+        "--key", str(paths.upstream_key),
+    ]
+    for name, endpoint in plan.services.items():
+        argv += ["--service", f"{name}={endpoint.v4},{endpoint.v6}"]
+    return argv
+
+
+def clawgress_argv(python: str, paths: StatePaths, *args: str) -> list[str]:
+    return [python, "-m", "gatewayd", "--config", str(paths.config), *args]

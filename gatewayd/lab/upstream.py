@@ -1,0 +1,206 @@
+"""The lab upstream: HTTP on port 80 and HTTPS on 443, on every address of its namespace.
+
+Run as ``python -m gatewayd.lab.upstream --cert C --key K --service NAME=V4,V6 ...`` (the lab
+starts it in ``<prefix>-up``). One asyncio process; what to answer is decided by
+``gatewayd.lab.upstream_http``, this module only moves bytes. Stops on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import Mapping, Sequence
+
+from gatewayd.lab.upstream_http import (
+    BYTES_BLOCK,
+    LAST_CHUNK,
+    Bytes,
+    EchoLength,
+    Fixed,
+    RequestError,
+    Served,
+    Stream,
+    bytes_head,
+    echo_reply,
+    error_reply,
+    fixed_head,
+    parse_request_head,
+    route,
+    stream_head,
+    stream_ticks,
+    tick_chunk,
+)
+
+log = logging.getLogger("gatewayd.lab.upstream")
+
+READ_SIZE = 64 * 1024
+WRITE_BLOCKS = 4  # /bytes writes 256 KiB at a time
+BACKLOG = 1024
+
+
+class Upstream:
+    """Serves connections; ``names`` maps a service address to its lab name."""
+
+    def __init__(self, names: Mapping[str, str]) -> None:
+        self.names = dict(names)
+
+    async def connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, scheme: str
+    ) -> None:
+        local = writer.get_extra_info("sockname")
+        peer = writer.get_extra_info("peername")
+        served = Served(scheme, str(local[0]), int(local[1]), str(peer[0]), int(peer[1]))
+        try:
+            await self._requests(reader, writer, served)
+        except RequestError as exc:
+            reply = error_reply(exc.status, str(exc))
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                writer.write(fixed_head(reply, keep_alive=False) + reply.body)
+                await writer.drain()
+        except (ConnectionError, ssl.SSLError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError, TimeoutError):
+                await writer.wait_closed()
+
+    async def _requests(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, served: Served
+    ) -> None:
+        buf = b""
+        while True:
+            parsed = parse_request_head(buf)
+            while parsed is None:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    return
+                buf += data  # bounded: parse_request_head refuses a head past its limit
+                parsed = parse_request_head(buf)
+            head, used = parsed
+            buf = buf[used:]
+            remaining = head.content_length
+            length = remaining
+            taken = min(len(buf), remaining)
+            buf, remaining = buf[taken:], remaining - taken
+            while remaining:
+                data = await reader.read(min(remaining, READ_SIZE))
+                if not data:
+                    return
+                remaining -= len(data)
+            reply = route(head, served, self.names)
+            if isinstance(reply, EchoLength):
+                reply = echo_reply(length)
+            keep_alive = head.keep_alive
+            if isinstance(reply, Fixed):
+                writer.write(fixed_head(reply, keep_alive) + reply.body)
+            elif isinstance(reply, Bytes):
+                await self._bytes(writer, reply.count, keep_alive)
+            elif isinstance(reply, Stream):
+                await self._stream(writer, reply, keep_alive)
+            await writer.drain()
+            if not keep_alive:
+                return
+
+    async def _bytes(self, writer: asyncio.StreamWriter, count: int, keep_alive: bool) -> None:
+        writer.write(bytes_head(count, keep_alive))
+        big = BYTES_BLOCK * WRITE_BLOCKS
+        while count >= len(big):
+            writer.write(big)
+            count -= len(big)
+            await writer.drain()
+        writer.write(big[:count])
+
+    async def _stream(self, writer: asyncio.StreamWriter, stream: Stream, keep_alive: bool) -> None:
+        loop = asyncio.get_running_loop()
+        writer.write(stream_head(keep_alive))
+        start = loop.time()
+        for seq in range(stream_ticks(stream.seconds, stream.interval_ms)):
+            delay = start + seq * stream.interval_ms / 1000 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.write(tick_chunk(seq, round((loop.time() - start) * 1000)))
+            await writer.drain()
+        writer.write(LAST_CHUNK)
+
+
+def server_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+async def start_servers(
+    upstream: Upstream,
+    tls: ssl.SSLContext,
+    http_port: int,
+    https_port: int,
+    host: str | None = None,
+) -> tuple[asyncio.Server, asyncio.Server]:
+    """Listen for HTTP and HTTPS on ``host`` (every address, IPv4 and IPv6, when None)."""
+
+    async def plain(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await upstream.connection(r, w, "http")
+
+    async def secure(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await upstream.connection(r, w, "https")
+
+    http = await asyncio.start_server(plain, host=host, port=http_port, backlog=BACKLOG)
+    https = await asyncio.start_server(secure, host=host, port=https_port, ssl=tls,
+                                       backlog=BACKLOG, ssl_handshake_timeout=10)
+    return http, https
+
+
+async def serve(
+    upstream: Upstream, tls: ssl.SSLContext, http_port: int, https_port: int
+) -> None:
+    """Serve on every address until SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    servers = await start_servers(upstream, tls, http_port, https_port)
+    log.info("serving http on port %d and https on port %d", http_port, https_port)
+    await stop.wait()
+    for server in servers:
+        server.close()
+    log.info("stopped")
+
+
+def parse_service(text: str) -> list[tuple[str, str]]:
+    """``NAME=ADDR[,ADDR...]`` → ``[(ADDR, NAME), ...]``."""
+    name, sep, addresses = text.partition("=")
+    if not sep or not name or not addresses:
+        raise argparse.ArgumentTypeError(f"expected NAME=ADDR[,ADDR], got {text!r}")
+    return [(a, name) for a in addresses.split(",")]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gatewayd.lab.upstream",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--http-port", type=int, default=80)
+    parser.add_argument("--https-port", type=int, default=443)
+    parser.add_argument("--cert", required=True, help="server certificate (PEM)")
+    parser.add_argument("--key", required=True, help="its private key (PEM)")
+    parser.add_argument("--service", type=parse_service, action="append", default=[],
+                        metavar="NAME=ADDR[,ADDR]", help="a lab name and its addresses")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s upstream: %(message)s")
+    names = {addr: name for pairs in args.service for addr, name in pairs}
+    try:
+        tls = server_context(args.cert, args.key)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("cannot load %s / %s: %s", args.cert, args.key, exc)
+        return 2
+    asyncio.run(serve(Upstream(names), tls, args.http_port, args.https_port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
