@@ -1,142 +1,212 @@
-"""The README's first command: the policy engine end to end on the example bundle.
+"""The README's first command: the gateway's main job, end to end, in the lab.
 
-Builds a throwaway gateway home in a temporary folder (configuration, store, signing key),
-bundles, signs and publishes ``examples/policy``, registers agents and leases, then asks
-the gateway for decisions through the real ``clawgress`` CLI and prints them as a table.
-It also shows a tampered bundle being refused while the published one stays active.
-Everything it creates is removed at the end (``--keep`` keeps the folder).
+Brings up the network-namespace lab (agents on a workload subnet, a gateway namespace with
+the real ruleset and verdict engine, an upstream with HTTP/HTTPS servers and DNS), registers
+two agents and leases their addresses, bundles, signs and publishes the lab policy
+(``examples/lab``), then runs a scenario with real clients and prints what happened:
+
+* an allowed request, over IPv4 and IPv6, and by name through the lab's DNS;
+* a denied destination, and an agent the policy does not cover;
+* an agent with no lease (unknown identity);
+* a lease revoked while a download is running: the flow is cut;
+* the engine killed: new flows are refused at once (fail-closed), then it comes back.
+
+Each row shows the client's result and the decision the gateway audited for that flow.
+Everything is removed at the end, whatever happens; the audit log is copied out first.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
+import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from gatewayd.lab.lab import Lab
+
 ROOT = Path(__file__).resolve().parents[1]
-CLAWGRESS = [sys.executable, "-m", "gatewayd"]
-
-CONFIG = """\
-gateway:
-  name: demo
-  addresses: [10.20.0.1]
-workload:
-  interfaces:
-    - {name: wl-prod, subnets: [10.20.0.0/24], environment: prod}
-    - {name: wl-dev, subnets: [10.30.0.0/24], environment: dev}
-environments:
-  prod: {fail_mode: fail-closed}
-  dev: {fail_mode: fail-open}
-store: {path: state/clawgress.db}
-audit: {path: state/audit.log}
-policy:
-  trusted_keys: [keys/policy.pub]
-  last_known_good: state/last-known-good.bundle
-"""
-
-AGENTS = [
-    ("researcher", "research", "alpha", "prod", "10.20.0.11", "wl-prod"),
-    ("ops-bot", "ops", "infra", "dev", "10.30.0.12", "wl-dev"),
-]
-
-# (agent, destination, extra `policy test` flags, what it shows)
-CASES: list[tuple[str, str, list[str], str]] = [
-    ("researcher", "api.openai.com:443", ["--ip", "203.0.113.10"],
-     "first packet: a tool rule needs L7"),
-    ("researcher", "api.openai.com:443", ["--layer", "l7", "--method", "POST", "--path",
-     "/v1/chat/completions", "--tool", "web.search"], "L7: chat call, harmless tool"),
-    ("researcher", "api.openai.com:443", ["--layer", "l7", "--method", "POST", "--path",
-     "/v1/chat/completions", "--tool", "shell.exec"], "L7: shell tool call"),
-    ("ops-bot", "api.openai.com:443", [], "not their team"),
-    ("researcher", "pastebin.com:443", [], "exfiltration site"),
-    ("ops-bot", "github.com:443", [], "allowed, with a shadow rule"),
-    ("researcher", "raw.githubusercontent.com:443", ["--ip", "169.254.169.254"],
-     "allowed name, metadata address"),
-    ("researcher", "10.40.1.5:9090", [], "internal metrics by CIDR and port range"),
-]
+POLICY = ROOT / "examples" / "lab"
+CURL_RESULTS = {0: "ok", 7: "refused (reset)", 28: "timed out", 56: "cut (reset)"}
 
 
-def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    shown = " ".join(["clawgress", *args])
-    print(f"$ {shown}")
-    proc = subprocess.run([*CLAWGRESS, "--config", "gateway.yaml", *args], cwd=cwd,
-                          capture_output=True, text=True, check=False)
-    out = (proc.stdout + proc.stderr).strip()
-    if out and args[-1] != "--json":
-        print("  " + out.replace("\n", "\n  "))
-    if check and proc.returncode != 0:
-        raise SystemExit(f"demo: `{shown}` failed with exit code {proc.returncode}")
-    return proc
+@dataclass
+class Row:
+    case: str
+    agent: str
+    destination: str
+    client: str
+    decision: str = "-"
+    rule: str = "-"
+    reason: str = "-"
 
 
-def table(rows: list[dict[str, str]], cols: list[str]) -> None:
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
-    print("  ".join(c.upper().ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(r[c].ljust(widths[c]) for c in cols))
+class Demo:
+    def __init__(self, lab: Lab, audit_copy: Path) -> None:
+        self.lab = lab
+        self.audit_copy = audit_copy
+        self.rows: list[Row] = []
+        self.cli = [sys.executable, "-m", "gatewayd", "--config", str(lab.config_path)]
 
+    def clawgress(self, *args: str) -> str:
+        shown = " ".join(["clawgress", *args]).replace(str(self.lab.state_dir), "$LAB")
+        print(f"$ {shown}")
+        proc = subprocess.run([*self.cli, *args], capture_output=True, text=True, check=False)
+        out = (proc.stdout + proc.stderr).strip()
+        if out:
+            print("  " + out.replace("\n", "\n  "))
+        if proc.returncode != 0:
+            raise SystemExit(f"demo: `{shown}` failed with exit code {proc.returncode}")
+        return proc.stdout
 
-def tamper(src: Path, dst: Path) -> None:
-    """A copy of the bundle with one policy document changed after signing."""
-    with tarfile.open(src, "r:gz") as tin, tarfile.open(dst, "w:gz") as tout:
-        for member in tin.getmembers():
-            f = tin.extractfile(member)
-            data = f.read() if f else b""
-            if member.name.endswith("baseline.yaml"):
-                data = data.replace(b"pastebin.com, ", b"")
-            member.size = len(data)
-            tout.addfile(member, io.BytesIO(data))
+    def curl(self, agent: str, url: str, *extra: str) -> tuple[int, float, str]:
+        argv = ["curl", "-s", "-o", "/dev/null", "-m", "5", "-w", "%{http_code}", *extra, url]
+        start = time.monotonic()
+        proc = self.lab.exec(agent, argv, capture_output=True, text=True)
+        return proc.returncode, time.monotonic() - start, proc.stdout.strip()
+
+    def audited(self, dst_port: int, agent_ip: str) -> dict[str, object] | None:
+        """The newest verdict the gateway audited for a flow from ``agent_ip``."""
+        path = self.audit_path()
+        if not path.exists():
+            return None
+        found = None
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            if (event.get("kind") == "flow.verdict" and event.get("src_ip") == agent_ip
+                    and event.get("dst_port") == dst_port):
+                found = event
+        return found
+
+    def audit_path(self) -> Path:
+        return self.lab.state_dir / "audit.log"
+
+    def case(self, case: str, agent: str, url: str, agent_ip: str, port: int,
+             *extra: str) -> Row:
+        time.sleep(0.05)  # let the audit line land
+        code, took, status = self.curl(agent, url, *extra)
+        client = CURL_RESULTS.get(code, f"curl exit {code}")
+        if code == 0:
+            client = f"HTTP {status}"
+        row = Row(case, agent, url, f"{client} in {took * 1000:.0f} ms")
+        time.sleep(0.05)
+        event = self.audited(port, agent_ip)
+        if event is not None:
+            row.decision = str(event["action"])
+            if event.get("rule_id"):
+                row.rule = f"{event['policy_id']}/{event['rule_id']}"
+            shadow = event.get("shadow")
+            row.reason = str(event["reason"]) + (
+                f" [shadow: {shadow['action']} by {shadow['rule_id']}]"  # type: ignore[index]
+                if shadow else "")
+        self.rows.append(row)
+        return row
+
+    def run(self) -> None:
+        lab = self.lab
+        a1, a2 = lab.agent_address(1), lab.agent_address(2)
+        print(f"lab up: agents {a1.v4}, {a2.v4}, {lab.agent_address(3).v4};"
+              f" state in {lab.state_dir}\n")
+        self.clawgress("agent", "add", "researcher", "--team", "research", "--project",
+                       "alpha", "--env", "lab")
+        self.clawgress("agent", "add", "ops-bot", "--team", "ops", "--project", "infra",
+                       "--env", "lab")
+        self.clawgress("lease", "grant", str(a1.v4), "--agent", "researcher", "--ttl", "1h")
+        self.clawgress("lease", "grant", str(a1.v6), "--agent", "researcher", "--ttl", "1h")
+        self.clawgress("lease", "grant", str(a2.v4), "--agent", "ops-bot", "--ttl", "1h")
+        bundle = str(lab.state_dir / "lab-policy.tgz")
+        self.clawgress("policy", "bundle", str(POLICY), "-o", bundle, "--version", "1")
+        self.clawgress("policy", "sign", bundle, "--key", str(lab.signing_key))
+        self.clawgress("policy", "publish", bundle)
+        time.sleep(0.6)  # the engine follows the store every 250 ms
+        print("\nrunning the scenario ...")
+        api, paste = lab.addresses["api.openai.com"], lab.addresses["pastebin.com"]
+        self.case("allowed", "a1", f"https://{api.v4}/", str(a1.v4), 443, "-k")
+        self.case("allowed, IPv6", "a1", f"https://[{api.v6}]/", str(a1.v6), 443, "-k")
+        self.case("allowed, by name", "a1", "https://api.openai.com/", str(a1.v6), 443)
+        self.case("denied destination", "a1", f"http://{paste.v4}/", str(a1.v4), 80)
+        self.case("not their team", "a2", f"https://{api.v4}/", str(a2.v4), 443, "-k")
+        self.case("no lease (unknown)", "a3", f"https://{api.v4}/", str(lab.agent_address(3).v4),
+                  443, "-k")
+        raw = lab.addresses["raw.githubusercontent.com"]
+        self.case("allowed, shadow rule", "a2", f"https://{raw.v4}/", str(a2.v4), 443, "-k")
+        self.revoke_during_download(str(a1.v4), f"http://{api.v4}/stream?seconds=20")
+        self.engine_killed(str(a2.v4), f"https://{lab.addresses['github.com'].v4}/")
+
+    def revoke_during_download(self, agent_ip: str, url: str) -> None:
+        print("\na download from a1, and its lease revoked 1 s in ...")
+        argv = ["curl", "-s", "-o", "/dev/null", "-m", "15", url]
+        started = time.monotonic()
+        download = self.lab.popen("a1", argv)
+        time.sleep(1.0)
+        self.clawgress("lease", "revoke", agent_ip)
+        revoked = time.monotonic()
+        code = download.wait(timeout=20)
+        cut = time.monotonic()
+        client = CURL_RESULTS.get(code, f"curl exit {code}")
+        self.rows.append(Row(
+            "lease revoked mid-download", "a1", url,
+            f"{client} {(cut - revoked) * 1000:.0f} ms after the revoke"
+            f" ({cut - started:.1f} s in)",
+            "flow ended", "-", self.ended_reason(agent_ip)))
+
+    def ended_reason(self, agent_ip: str) -> str:
+        for line in reversed(self.audit_path().read_text().splitlines()):
+            event = json.loads(line)
+            if event.get("kind") == "flow.ended" and event.get("src_ip") == agent_ip:
+                return str(event["reason"])
+        return "-"
+
+    def engine_killed(self, agent_ip: str, url: str) -> None:
+        print("\nkilling the verdict engine (fail-closed environment) ...")
+        self.lab.stop_engine(signal.SIGKILL)
+        code, took, _ = self.curl("a2", url, "-k")
+        self.rows.append(Row("engine down (fail-closed)", "a2", url,
+                             f"{CURL_RESULTS.get(code, code)} in {took * 1000:.1f} ms",
+                             "deny", "-", "no engine answered: the fail-closed rule reset it"))
+        self.lab.start_engine()
+        print("engine restarted")
+        self.case("engine back", "a2", url, agent_ip, 443, "-k")
+
+    def print_table(self) -> None:
+        cols = ["case", "agent", "destination", "client", "decision", "rule", "reason"]
+        rows = [[getattr(r, c) for c in cols] for r in self.rows]
+        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+        print()
+        print("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True)))
+        for r in rows:
+            print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--keep", action="store_true", help="keep the demo folder")
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keep", action="store_true", help="leave the lab up at the end")
     args = ap.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="clawgress-demo-"))
+    state = Path(tempfile.mkdtemp(prefix="clawgress-demo-"))
+    audit_copy = Path(tempfile.gettempdir()) / "clawgress-demo-audit.jsonl"
+    lab = Lab("cg-demo", state / "lab", agents=3)
     try:
-        (home / "gateway.yaml").write_text(CONFIG)
-        print(f"demo gateway home: {home}\n")
-        run(["keys", "generate", "policy", "--dir", "keys"], home)
-        run(["policy", "bundle", str(ROOT / "examples/policy"), "-o", "bundle-v1.tgz",
-             "--version", "1"], home)
-        run(["policy", "sign", "bundle-v1.tgz", "--key", "keys/policy.key"], home)
-        run(["policy", "publish", "bundle-v1.tgz"], home)
-        for agent, team, project, env, ip, iface in AGENTS:
-            run(["agent", "add", agent, "--team", team, "--project", project, "--env", env], home)
-            run(["lease", "grant", ip, "--agent", agent, "--iface", iface, "--ttl", "1h"], home)
-        print()
-        rows = []
-        for agent, dest, extra, what in CASES:
-            proc = run(["policy", "test", "--agent", agent, "--dest", dest, *extra, "--json"],
-                       home)
-            d = json.loads(proc.stdout)["decision"]
-            rule = f"{d['policy_id']}/{d['rule_id']}" if d["rule_id"] else "-"
-            shadow = d.get("shadow")
-            note = f" [shadow: {shadow['action']} by {shadow['rule_id']}]" if shadow else ""
-            rows.append({"agent": agent, "destination": dest, "case": what,
-                         "decision": d["action"], "rule": rule,
-                         "reason": d["reason"] + note})
-        print("\nDecisions of the published bundle:\n")
-        table(rows, ["agent", "destination", "case", "decision", "rule", "reason"])
-        print("\nA bundle altered after signing is refused; the active one stays:")
-        tamper(home / "bundle-v1.tgz", home / "bundle-tampered.tgz")
-        bad = run(["policy", "publish", "bundle-tampered.tgz"], home, check=False)
-        if bad.returncode == 0:
-            raise SystemExit("demo: a tampered bundle was accepted")
-        run(["policy", "active"], home)
-        print(f"\nstore: {home / 'state/clawgress.db'}")
+        lab.up(engine=True)
+        demo = Demo(lab, audit_copy)
+        demo.run()
+        demo.print_table()
+        shutil.copyfile(demo.audit_path(), audit_copy)
+        events = len(audit_copy.read_text().splitlines())
+        print(f"\naudit log: {events} events, copied out of the lab to {audit_copy}")
         return 0
     finally:
         if args.keep:
-            print(f"kept {home}")
+            print(f"the lab is still up: clawgress lab status --state {lab.state_dir}")
         else:
-            shutil.rmtree(home, ignore_errors=True)
+            lab.down()
+            shutil.rmtree(state, ignore_errors=True)
+            print("lab down: nothing left behind")
 
 
 if __name__ == "__main__":

@@ -7,14 +7,19 @@ registered here.
 
 from __future__ import annotations
 
-from gatewayd.cli import agent, config_cmd, keys, lease, policy
+from gatewayd.cli import agent, config_cmd, doctor, keys, lab, lease, policy, rules
 from gatewayd.cli.root import cli
+from gatewayd.cli.run import run
 
 cli.add_command(config_cmd.group)
 cli.add_command(agent.group)
 cli.add_command(lease.group)
 cli.add_command(keys.group)
 cli.add_command(policy.group)
+cli.add_command(lab.group)
+cli.add_command(run)
+cli.add_command(rules.group)
+cli.add_command(doctor.doctor)
 
 
 def main() -> None:

@@ -1,0 +1,43 @@
+"""Audit events: what happened, to whom, and why — as plain values."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+_counter = 0
+
+
+def new_event_id(now: float) -> str:
+    """A sortable, unique id: milliseconds since the epoch, the pid, and a counter."""
+    global _counter  # noqa: PLW0603 - one process-wide sequence
+    _counter = (_counter + 1) & 0xFFFFFF
+    return f"{int(now * 1000):013x}-{os.getpid() & 0xFFFF:04x}-{_counter:06x}"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One audit record. ``kind`` names what happened (``flow.verdict``, ``flow.ended``,
+    ``ruleset.restored``, ``policy.loaded``, ...); ``fields`` carries the details."""
+
+    kind: str
+    ts: float
+    fields: dict[str, Any] = field(default_factory=dict)
+    event_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id or new_event_id(self.ts),
+            "kind": self.kind,
+            "ts": datetime.fromtimestamp(self.ts, UTC).isoformat(timespec="microseconds"),
+            **self.fields,
+        }
+
+    @classmethod
+    def now(cls, kind: str, **fields: Any) -> AuditEvent:
+        """An event stamped with the current time (for the IO shell, not the core)."""
+        ts = time.time()
+        return cls(kind, ts, fields, new_event_id(ts))

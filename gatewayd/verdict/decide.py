@@ -1,0 +1,177 @@
+"""Deciding one queued packet: bytes and context in, a stamped mark and an audit event out.
+
+Pure: the caller passes the packet, its mark and input interface, the lease table, the
+plan and the time; nothing here touches a socket, the kernel or the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gatewayd.audit import AuditEvent, new_event_id
+from gatewayd.errors import ParseError
+from gatewayd.identity import Identity, LeaseTable
+from gatewayd.netfilter.marks import Marks, State
+from gatewayd.packets import Packet, format_address, parse_packet
+from gatewayd.policy import Action, Decision, Plan, Request
+
+# What each action means for a flow at L4. Actions that need the L7 engine (inspect, and
+# throttle and transform, which act on requests) send the flow there.
+_STATES: dict[Action, State] = {
+    Action.ALLOW: State.ALLOW,
+    Action.ALERT: State.ALLOW,
+    Action.LOG_ONLY: State.ALLOW,
+    Action.DENY: State.DENY,
+    Action.QUARANTINE: State.DENY,
+    Action.INSPECT: State.INSPECT,
+    Action.THROTTLE: State.INSPECT,
+    Action.TRANSFORM: State.INSPECT,
+}
+
+_PROTOCOLS = {6: "tcp", 17: "udp"}
+
+NO_L7 = "the L7 engine is not running here, so flows to inspect are refused"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowVerdict:
+    """What to do with a queued packet: the mark to set (then accept), and why."""
+
+    state: State
+    mark: int
+    decision: Decision | None
+    event: AuditEvent
+
+
+def state_for(decision: Decision, *, l7_available: bool) -> State:
+    state = _STATES[decision.action]
+    if state is State.INSPECT and not l7_available:
+        return State.DENY
+    return state
+
+
+class Decider:
+    """Decides queued packets against one lease table and one plan (both immutable)."""
+
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        leases: LeaseTable,
+        marks: Marks,
+        interfaces: Mapping[int, str],
+        gateway: str,
+        l7_available: bool = False,
+    ) -> None:
+        self.plan = plan
+        self.leases = leases
+        self.marks = marks
+        self.interfaces = interfaces
+        self.gateway = gateway
+        self.l7_available = l7_available
+
+    def decide(self, payload: bytes, mark: int, indev: int, now: float) -> FlowVerdict:
+        iface = self.interfaces.get(indev)
+        try:
+            packet = parse_packet(payload)
+        except ParseError as exc:
+            return self._refuse(mark, now, iface, f"unreadable packet: {exc}", "parse-error")
+        protocol = _PROTOCOLS.get(packet.protocol)
+        if protocol is None or packet.fragment == "later":
+            return self._refuse(mark, now, iface, "not the first packet of a TCP or UDP flow",
+                                "not-a-flow", packet)
+        identity = (
+            self.leases.identity_for(packet.src, iface, now) if iface is not None else None
+        )
+        request = Request(
+            identity=identity,
+            dest_ip=packet.dst_ip,
+            port=packet.dport,
+            protocol="tcp" if protocol == "tcp" else "udp",
+            layer="l4",
+        )
+        decision = self.plan.evaluate(request, now)
+        state = state_for(decision, l7_available=self.l7_available)
+        reason = decision.reason
+        if state is State.DENY and decision.action not in (Action.DENY, Action.QUARANTINE):
+            reason = f"{reason}; {NO_L7}"
+        event = AuditEvent("flow.verdict", now, {
+            **_flow_fields(packet, protocol, iface),
+            **_identity_fields(identity),
+            **_decision_fields(decision),
+            "reason": reason,
+            "state": state.name.lower(),
+            "gateway": self.gateway,
+            "layer": "l4",
+        }, new_event_id(now))
+        return FlowVerdict(state, self.marks.stamp(mark, state), decision, event)
+
+    def _refuse(
+        self,
+        mark: int,
+        now: float,
+        iface: str | None,
+        reason: str,
+        flag: str,
+        packet: Packet | None = None,
+    ) -> FlowVerdict:
+        fields: dict[str, Any] = {"iface": iface}
+        if packet is not None:
+            fields.update(_flow_fields(packet, _PROTOCOLS.get(packet.protocol, str(
+                packet.protocol)), iface))
+        event = AuditEvent("flow.verdict", now, {
+            **fields,
+            "action": "deny",
+            "enforcement_mode": "enforce",
+            "reason": reason,
+            "flags": [flag],
+            "state": "deny",
+            "gateway": self.gateway,
+            "layer": "l4",
+            "bundle_version": self.plan.bundle_version,
+        }, new_event_id(now))
+        return FlowVerdict(State.DENY, self.marks.stamp(mark, State.DENY), None, event)
+
+
+def _flow_fields(packet: Packet, protocol: str, iface: str | None) -> dict[str, Any]:
+    return {
+        "src_ip": format_address(packet.src),
+        "src_port": packet.sport,
+        "dst_ip": format_address(packet.dst),
+        "dst_port": packet.dport,
+        "protocol": protocol,
+        "ip_version": packet.version,
+        "iface": iface,
+    }
+
+
+def _identity_fields(identity: Identity | None) -> dict[str, Any]:
+    if identity is None:
+        return {"agent_id": None}
+    return {
+        "agent_id": identity.agent_id,
+        "team_id": identity.team_id,
+        "project_id": identity.project_id,
+        "environment": identity.environment,
+        "workload_fingerprint": identity.workload_fingerprint or None,
+    }
+
+
+def _decision_fields(decision: Decision) -> dict[str, Any]:
+    shadow = decision.shadow
+    return {
+        "action": str(decision.action),
+        "enforcement_mode": str(decision.enforcement_mode),
+        "policy_id": decision.policy_id,
+        "rule_id": decision.rule_id,
+        "bundle_version": decision.bundle_version,
+        "flags": list(decision.flags),
+        "shadow": None if shadow is None else {
+            "action": str(shadow.action),
+            "policy_id": shadow.policy_id,
+            "rule_id": shadow.rule_id,
+            "reason": shadow.reason,
+        },
+    }

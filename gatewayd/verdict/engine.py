@@ -1,0 +1,315 @@
+"""The verdict engine's IO shell: NFQUEUE in an asyncio loop, reloads, flow endings, drift.
+
+``VerdictEngine`` binds the new-flow queue and the reset queue with NetfilterQueue on
+non-blocking sockets, hands every queued packet to the pure ``Decider`` and issues the
+verdict it returns (a stamped mark, then accept), and writes the audit event. Timers:
+
+* reload — when the store's ``identity`` or ``policy`` generation moves, or a lease
+  expires, rebuild the lease table and the plan, then end the established flows that the
+  change denies (their conntrack state becomes *deny*: the kernel resets them);
+* drift — check that the ruleset is still what was applied; restore it if not;
+* metrics — write queue depth, kernel drops and verdict counts for a textfile collector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from netfilterqueue import NetfilterQueue
+
+from gatewayd.audit import AuditEvent, AuditLog
+from gatewayd.config import Config
+from gatewayd.errors import ClawgressError, ParseError
+from gatewayd.identity import Registry
+from gatewayd.netfilter import (
+    Baseline,
+    Flow,
+    Marks,
+    Ruleset,
+    State,
+    apply,
+    check_drift,
+    end_flows,
+    flows,
+    read_queue_stats,
+    render_ruleset,
+    select_backend,
+    take_baseline,
+)
+from gatewayd.packets import tcp_reset_for
+from gatewayd.policy.activation import ActivePolicy, load_active
+from gatewayd.store import Store, open_store
+from gatewayd.verdict.decide import Decider
+from gatewayd.verdict.flows import flows_to_end
+
+log = logging.getLogger("clawgress.engine")
+
+# Generations of the store the engine follows.
+IDENTITY = "identity"
+POLICY = "policy"
+
+
+class VerdictEngine:
+    def __init__(self, config: Config, *, manage_rules: bool = True) -> None:
+        self.config = config
+        self.manage_rules = manage_rules
+        self.marks = Marks.from_config(config)
+        self.store: Store = open_store(config.store.path)
+        self.registry = Registry(self.store)
+        self.audit = AuditLog(config.audit.path)
+        self.counters: Counter[str] = Counter()
+        self.interfaces: dict[int, str] = {}
+        self.active: ActivePolicy | None = None
+        self.decider: Decider | None = None
+        self._generations = (-1, -1)
+        self._next_expiry = float("inf")
+        self._baseline: Baseline | None = None
+        self._ruleset: Ruleset | None = None
+        self._queues: list[NetfilterQueue] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- state -------------------------------------------------------------------------
+
+    def _resolve_interfaces(self) -> None:
+        found = {}
+        for iface in self.config.workload.interfaces:
+            try:
+                found[socket.if_nametoindex(iface.name)] = iface.name
+            except OSError:
+                if iface.name not in self.interfaces.values():
+                    log.warning("workload interface %s does not exist (yet)", iface.name)
+        self.interfaces = found
+
+    def load(self, now: float, *, leases: bool = True, policy: bool = True) -> None:
+        """Rebuild the lease table and/or the plan from the store.
+
+        Generations are read before the data, so what is loaded is never older than the
+        generation recorded: a write in between only causes one more reload.
+        """
+        generations = (self.store.generation(IDENTITY), self.store.generation(POLICY))
+        table = self.registry.lease_table(now) if leases or self.decider is None else (
+            self.decider.leases)
+        if policy or self.active is None:
+            previous = self.active
+            active = load_active(self.store, self.config, now)
+            self.active = active
+            if previous is None or (previous.version, previous.source) != (active.version,
+                                                                            active.source):
+                self.audit.append(AuditEvent.now(
+                    "policy.loaded", version=active.version, source=active.source,
+                    problems=active.problems, deny_all=active.plan.deny_all_reason,
+                ))
+                for problem in active.problems:
+                    log.warning("policy: %s", problem)
+        assert self.active is not None
+        self._resolve_interfaces()
+        self.decider = Decider(
+            plan=self.active.plan,
+            leases=table,
+            marks=self.marks,
+            interfaces=self.interfaces,
+            gateway=self.config.gateway.name,
+        )
+        if leases:
+            expiries = [lease.expires_at for lease in self.registry.list_leases(now)]
+            self._next_expiry = min(expiries, default=float("inf"))
+        self._generations = generations
+        self.counters["reloads"] += 1
+
+    async def reload_if_changed(self, now: float) -> bool:
+        identity, policy = self.store.generation(IDENTITY), self.store.generation(POLICY)
+        leases_changed = identity != self._generations[0] or now >= self._next_expiry
+        policy_changed = policy != self._generations[1]
+        if not (leases_changed or policy_changed):
+            return False
+        self.load(now, leases=leases_changed, policy=policy_changed)
+        await self.end_denied_flows(now)
+        return True
+
+    async def end_denied_flows(self, now: float) -> int:
+        """End established flows the current leases and plan no longer allow.
+
+        Conntrack is read and written from a worker thread: pyroute2's netlink sockets
+        run an event loop of their own.
+        """
+        assert self.decider is not None
+        try:
+            tracked = await asyncio.to_thread(flows, self.marks)
+        except ClawgressError as exc:
+            log.error("cannot list conntrack flows: %s", exc)
+            return 0
+        endings = flows_to_end(
+            tracked,
+            leases=self.decider.leases,
+            plan=self.decider.plan,
+            interface_for=self.config.interface_for,
+            now=now,
+        )
+        if not endings:
+            return 0
+        chosen = [e.flow for e in endings if isinstance(e.flow, Flow)]
+        ended = await asyncio.to_thread(end_flows, chosen, self.marks)
+        for e in endings:
+            f = e.flow
+            self.audit.append(AuditEvent("flow.ended", now, {
+                "src_ip": str(f.src), "src_port": f.sport, "dst_ip": str(f.dst),
+                "dst_port": f.dport, "protocol": {6: "tcp", 17: "udp"}.get(f.protocol),
+                "agent_id": e.agent_id, "reason": e.reason, "gateway": self.config.gateway.name,
+            }))
+        self.counters["flows_ended"] += ended
+        log.info("ended %d flows", ended)
+        return ended
+
+    # --- packets -----------------------------------------------------------------------
+
+    def on_packet(self, pkt: Any) -> None:
+        """A packet of an undecided flow: decide, stamp, accept, audit."""
+        decider = self.decider
+        assert decider is not None
+        verdict = decider.decide(pkt.get_payload(), pkt.get_mark(), pkt.indev, time.time())
+        pkt.set_mark(verdict.mark)
+        pkt.accept()
+        self.counters[f"verdict_{verdict.state.name.lower()}"] += 1
+        self.audit.append(verdict.event)
+
+    def on_reset(self, pkt: Any) -> None:
+        """A reply packet of a denied TCP flow: send it on as a reset toward the agent."""
+        try:
+            reset = tcp_reset_for(pkt.get_payload())
+        except ParseError:
+            pkt.drop()
+            self.counters["resets_dropped"] += 1
+            return
+        pkt.set_payload(reset)
+        pkt.set_mark(self.marks.stamp(pkt.get_mark(), State.DENY))
+        pkt.accept()
+        self.counters["resets_sent"] += 1
+
+    # --- rules ---------------------------------------------------------------------------
+
+    def apply_rules(self) -> str:
+        choice = select_backend(self.config)
+        ruleset = render_ruleset(self.config, choice.backend)
+        apply(ruleset)
+        self._baseline = take_baseline(ruleset)
+        self._ruleset = ruleset
+        self.audit.append(AuditEvent.now("ruleset.applied", backend=choice.backend,
+                                         reason=choice.reason, digest=ruleset.digest))
+        return choice.backend
+
+    def check_drift(self) -> None:
+        if self._baseline is None or self._ruleset is None:
+            return
+        found = check_drift(self._baseline)
+        if found is None:
+            return
+        log.warning("ruleset drift: %s; restoring", found)
+        apply(self._ruleset)
+        self._baseline = take_baseline(self._ruleset)
+        self.counters["ruleset_restored"] += 1
+        self.audit.append(AuditEvent.now("ruleset.restored", drift=str(found),
+                                         digest=self._ruleset.digest))
+
+    # --- metrics -------------------------------------------------------------------------
+
+    def write_metrics(self, path: Path) -> None:
+        dp = self.config.dataplane
+        lines = [
+            "# HELP clawgress_queue_depth Packets waiting in an NFQUEUE for a verdict.",
+            "# TYPE clawgress_queue_depth gauge",
+        ]
+        stats = read_queue_stats()
+        for name, number in (("verdict", dp.queue), ("reset", dp.reset_queue)):
+            st = stats.get(number)
+            if st is not None:
+                lines.append(f'clawgress_queue_depth{{queue="{name}"}} {st.queue_total}')
+        lines += ["# HELP clawgress_queue_dropped_total Packets the kernel dropped from a"
+                  " full NFQUEUE.", "# TYPE clawgress_queue_dropped_total counter"]
+        for name, number in (("verdict", dp.queue), ("reset", dp.reset_queue)):
+            st = stats.get(number)
+            if st is not None:
+                lines.append(f'clawgress_queue_dropped_total{{queue="{name}"}} {st.drops}')
+        lines += ["# HELP clawgress_engine_events_total Verdicts, resets, reloads and flow"
+                  " endings.", "# TYPE clawgress_engine_events_total counter"]
+        for key, value in sorted(self.counters.items()):
+            lines.append(f'clawgress_engine_events_total{{event="{key}"}} {value}')
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(path)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def _bind(self, number: int, callback: Callable[[Any], None]) -> NetfilterQueue:
+        nfq = NetfilterQueue()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                nfq.bind(number, callback, max_len=self.config.dataplane.queue_max_len)
+            except OSError as exc:
+                raise ClawgressError(
+                    f"cannot bind NFQUEUE {number}: {exc} (another engine running? root?)"
+                ) from None
+        for w in caught:
+            log.info("queue %d: %s", number, w.message)
+        self._queues.append(nfq)
+        return nfq
+
+    def _every(self, interval_s: float, action: Callable[[], object], what: str) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    result = action()
+                    if asyncio.iscoroutine(result):
+                        await result
+                except ClawgressError as exc:
+                    log.error("%s: %s", what, exc)
+        task = asyncio.get_running_loop().create_task(loop())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        dp = self.config.dataplane
+        loop = asyncio.get_running_loop()
+        now = time.time()
+        self.load(now)
+        if self.manage_rules:
+            backend = self.apply_rules()
+            log.info("ruleset applied (queue backend: %s)", backend)
+        for number, callback in ((dp.queue, self.on_packet), (dp.reset_queue, self.on_reset)):
+            nfq = self._bind(number, callback)
+            fd = nfq.get_fd()
+            loop.add_reader(fd, nfq.run, False)
+        await self.end_denied_flows(now)
+        self.audit.append(AuditEvent.now("engine.started", queue=dp.queue,
+                                         reset_queue=dp.reset_queue,
+                                         version=self.active.version if self.active else None))
+        log.info("verdict engine running: queue %d, reset queue %d", dp.queue, dp.reset_queue)
+        self._every(dp.reload_interval_ms / 1000, lambda: self.reload_if_changed(time.time()),
+                    "reload")
+        if self.manage_rules:
+            self._every(dp.drift_check_interval_ms / 1000, self.check_drift, "drift check")
+        metrics = self.config.metrics_path
+        self._every(1.0, lambda: self.write_metrics(metrics), "metrics")
+        self._every(1.0, self.audit.sync, "audit sync")
+        try:
+            await stop.wait()
+        finally:
+            for nfq in self._queues:
+                loop.remove_reader(nfq.get_fd())
+                nfq.unbind()
+            for task in list(self._tasks):
+                task.cancel()
+            self.audit.append(AuditEvent.now("engine.stopped", counters=dict(self.counters)))
+            self.audit.close()
+            self.store.close()
+            log.info("verdict engine stopped")

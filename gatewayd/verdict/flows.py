@@ -1,0 +1,77 @@
+"""Which established flows must end after leases or policy changed.
+
+Pure: the caller lists the flows conntrack holds (with their Clawgress state), passes the
+new lease table and plan, and gets back the flows to end and why. A flow ends when its
+source no longer has a lease on its interface (revoked, expired, agent removed), or when
+the policy now denies it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from gatewayd.identity import LeaseTable
+from gatewayd.netfilter.marks import State
+from gatewayd.policy import Plan, Request
+from gatewayd.verdict.decide import state_for
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class TrackedFlow(Protocol):
+    """What this module needs of a conntrack flow (original direction)."""
+
+    @property
+    def protocol(self) -> int: ...
+    @property
+    def src(self) -> IPAddress: ...
+    @property
+    def dst(self) -> IPAddress: ...
+    @property
+    def sport(self) -> int | None: ...
+    @property
+    def dport(self) -> int | None: ...
+    @property
+    def state(self) -> State | None: ...
+
+
+@dataclass(frozen=True)
+class Ending:
+    flow: TrackedFlow
+    reason: str
+    agent_id: str | None
+
+
+def flows_to_end(
+    flows: Iterable[TrackedFlow],
+    *,
+    leases: LeaseTable,
+    plan: Plan,
+    interface_for: Callable[[IPAddress], str | None],
+    now: float,
+    l7_available: bool = False,
+) -> list[Ending]:
+    out = []
+    for flow in flows:
+        if flow.state not in (State.ALLOW, State.INSPECT):
+            continue
+        if flow.protocol not in (6, 17) or flow.dport is None:
+            continue
+        iface = interface_for(flow.src)
+        if iface is None:
+            continue  # not a flow an agent opened
+        identity = leases.identity_for(flow.src.packed, iface, now)
+        if identity is None:
+            out.append(Ending(flow, "no lease for the source any more (revoked or expired)",
+                              None))
+            continue
+        request = Request(identity=identity, dest_ip=flow.dst, port=flow.dport,
+                          protocol="tcp" if flow.protocol == 6 else "udp", layer="l4")
+        decision = plan.evaluate(request, now)
+        if state_for(decision, l7_available=l7_available) is State.DENY:
+            out.append(Ending(flow, f"policy now denies it: {decision.reason}",
+                              identity.agent_id))
+    return out
