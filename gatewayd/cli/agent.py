@@ -1,4 +1,5 @@
-"""``clawgress agent add|list|show|remove``: the agents leases and policies refer to."""
+"""``clawgress agent add|list|show|remove|quarantine|release``: the agents leases and
+policies refer to."""
 
 from __future__ import annotations
 
@@ -108,12 +109,18 @@ def show(obj: CliContext, agent_id: str, as_json: bool) -> None:
     registry = open_registry(obj)
     agent = registry.get_agent(agent_id)
     leases = registry.list_leases(now, agent_id=agent_id)
+    held = registry.quarantine_of(agent_id)
+    quarantine = None if held is None else {
+        "since": iso_time(held.since), "since_unix": held.since, "reason": held.reason}
     if as_json:
-        emit_json({**agent_json(agent), "leases": [lease_json(x, now) for x in leases]})
+        emit_json({**agent_json(agent), "leases": [lease_json(x, now) for x in leases],
+                   "quarantine": quarantine})
         return
     emit_fields(
         {
             "agent": agent.agent_id,
+            "quarantined": None if held is None else f"since {iso_time(held.since)}:"
+            f" {held.reason}",
             "team": agent.team_id,
             "project": agent.project_id,
             "environment": agent.environment,
@@ -147,3 +154,26 @@ def remove(obj: CliContext, agent_id: str, force: bool) -> None:
     for lease in ended:
         click.echo(f"revoked lease of {lease.ip} on {lease.iface} ({lease.revoke_reason})")
     click.echo(f"removed agent {agent_id}")
+
+
+@group.command("quarantine")
+@click.argument("agent_id")
+@click.option("--reason", required=True, help="Why (recorded, shown, audited).")
+@click.pass_obj
+def quarantine(obj: CliContext, agent_id: str, reason: str) -> None:
+    """Quarantine an agent: every flow it opens is denied, and the verdict engine ends its
+    established flows within a second. Its identity and leases are kept.
+
+    Lifted with `clawgress agent release`.
+    """
+    held = open_registry(obj).quarantine_agent(agent_id, reason=reason, now=obj.now())
+    click.echo(f"agent {agent_id} is quarantined since {iso_time(held.since)}: {held.reason}")
+
+
+@group.command("release")
+@click.argument("agent_id")
+@click.pass_obj
+def release(obj: CliContext, agent_id: str) -> None:
+    """Lift an agent's quarantine: its new flows are decided by policy again."""
+    open_registry(obj).release_agent(agent_id, now=obj.now())
+    click.echo(f"agent {agent_id} is released")

@@ -20,7 +20,7 @@ from gatewayd.identity.address import (
     normalize,
     to_address,
 )
-from gatewayd.identity.model import Agent, Identity, Lease, LeaseState
+from gatewayd.identity.model import Agent, Identity, Lease, LeaseState, Quarantine
 from gatewayd.identity.names import NAME_PATTERN, check_fingerprint, check_name
 from gatewayd.identity.registry import AGENT_REMOVED, IDENTITY_DOMAIN, Registry
 from gatewayd.identity.rules import LeaseRules, WorkloadSubnets
@@ -38,6 +38,7 @@ __all__ = [
     "LeaseRules",
     "LeaseState",
     "LeaseTable",
+    "Quarantine",
     "Registry",
     "WorkloadSubnets",
     "address_key",

@@ -107,3 +107,12 @@ class Lease:
             "revoked_at": self.revoked_at,
             "revoke_reason": self.revoke_reason,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    """An agent flagged as quarantined: all its flows are denied until it is released."""
+
+    agent_id: str
+    since: float
+    reason: str

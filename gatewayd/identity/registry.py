@@ -1,4 +1,4 @@
-"""``Registry``: agents and their leases in the store. The identity component's IO.
+"""``Registry``: agents, their leases and quarantines in the store. The identity IO.
 
 Every write runs in one store transaction (all or nothing: a refused operation leaves the
 store as it was) and bumps the ``identity`` generation, which the data plane watches to
@@ -11,6 +11,9 @@ revoked leases stay as history until their agent is removed: removing an agent d
 agent row and all its lease rows in one transaction (``leases.agent_id`` references
 ``agents``), after revoking any active leases when forced. The leases it ended are returned
 (reason ``agent removed``) so the caller can audit them and end their flows.
+
+A quarantined agent keeps its identity and leases, but every flow it opens is denied and
+its established flows are ended, until it is released.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from gatewayd.config import Config
 from gatewayd.duration import format_duration
 from gatewayd.errors import NotFound, StoreError
 from gatewayd.identity.address import AddressLike, IPAddress, leasable, to_address
-from gatewayd.identity.model import Agent, Identity, Lease
+from gatewayd.identity.model import Agent, Identity, Lease, Quarantine
 from gatewayd.identity.names import check_reason
 from gatewayd.identity.rules import LeaseRules
 from gatewayd.identity.table import LeaseTable
@@ -241,6 +244,46 @@ class Registry:
         found = self._leases(_LEASES, (include_inactive, now, agent_id))
         return sorted(found, key=_lease_order)
 
+    # -- quarantine -----------------------------------------------------------------------
+
+    def quarantine_agent(self, agent_id: str, *, reason: str, now: float) -> Quarantine:
+        """Flag ``agent_id`` as quarantined (kept as it was if it already is)."""
+        try:
+            check_reason(reason)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
+        with self.store.write():
+            self.get_agent(agent_id)
+            held = self._quarantine(agent_id)
+            if held is not None:
+                return held
+            self._conn.execute(
+                "INSERT INTO quarantines(agent_id, since, reason) VALUES (?, ?, ?)",
+                (agent_id, now, reason),
+            )
+            self.store.bump(IDENTITY_DOMAIN)
+        return Quarantine(agent_id, now, reason)
+
+    def release_agent(self, agent_id: str, *, now: float) -> Quarantine:
+        """Lift the quarantine of ``agent_id``; ``NotFound`` if it is not quarantined."""
+        del now  # releases are audited by the caller; kept for a uniform signature
+        with self.store.write():
+            self.get_agent(agent_id)
+            held = self._quarantine(agent_id)
+            if held is None:
+                raise NotFound(f"agent {agent_id!r} is not quarantined")
+            self._conn.execute("DELETE FROM quarantines WHERE agent_id = ?", (agent_id,))
+            self.store.bump(IDENTITY_DOMAIN)
+        return held
+
+    def quarantine_of(self, agent_id: str) -> Quarantine | None:
+        return self._quarantine(agent_id)
+
+    def quarantines(self) -> dict[str, Quarantine]:
+        """Every quarantined agent, by id."""
+        rows = self._conn.execute("SELECT agent_id, since, reason FROM quarantines")
+        return {row[0]: Quarantine(*row) for row in rows}
+
     # -- resolution ---------------------------------------------------------------------
 
     def identity_for(self, ip: AddressLike, iface: str, now: float) -> Identity | None:
@@ -265,6 +308,12 @@ class Registry:
     def _agent(self, agent_id: str) -> Agent | None:
         row = self._conn.execute(_AGENT_BY_ID, (agent_id,)).fetchone()
         return Agent(*row) if row else None
+
+    def _quarantine(self, agent_id: str) -> Quarantine | None:
+        row = self._conn.execute(
+            "SELECT agent_id, since, reason FROM quarantines WHERE agent_id = ?", (agent_id,)
+        ).fetchone()
+        return Quarantine(*row) if row else None
 
     def _active(self, ip: str, now: float) -> Lease | None:
         found = self._leases(_ACTIVE_BY_IP, (ip, now))

@@ -78,8 +78,22 @@ def _identity_and_policy(conn: sqlite3.Connection) -> None:
     )
 
 
+def _quarantines(conn: sqlite3.Connection) -> None:
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE quarantines (
+            agent_id TEXT PRIMARY KEY REFERENCES agents(agent_id) ON DELETE CASCADE,
+            since REAL NOT NULL,
+            reason TEXT NOT NULL
+        );
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "identity registry and policy bundles", _identity_and_policy),
+    Migration(2, "quarantined agents", _quarantines),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -12,7 +12,7 @@ from typing import Any
 
 from gatewayd.audit import AuditEvent, new_event_id
 from gatewayd.errors import ParseError
-from gatewayd.identity import Identity, LeaseTable
+from gatewayd.identity import Identity, LeaseTable, Quarantine
 from gatewayd.netfilter.marks import Marks, State
 from gatewayd.packets import Packet, format_address, parse_packet
 from gatewayd.policy import Action, Decision, Plan, Request
@@ -64,9 +64,11 @@ class Decider:
         interfaces: Mapping[int, str],
         gateway: str,
         l7_available: bool = False,
+        quarantined: Mapping[str, Quarantine] | None = None,
     ) -> None:
         self.plan = plan
         self.leases = leases
+        self.quarantined: Mapping[str, Quarantine] = quarantined or {}
         self.marks = marks
         self.interfaces = interfaces
         self.gateway = gateway
@@ -85,6 +87,10 @@ class Decider:
         identity = (
             self.leases.identity_for(packet.src, iface, now) if iface is not None else None
         )
+        if identity is not None and identity.agent_id in self.quarantined:
+            held = self.quarantined[identity.agent_id]
+            return self._refuse(mark, now, iface, f"agent {identity.agent_id} is quarantined:"
+                                f" {held.reason}", "quarantined", packet, identity)
         request = Request(
             identity=identity,
             dest_ip=packet.dst_ip,
@@ -116,11 +122,14 @@ class Decider:
         reason: str,
         flag: str,
         packet: Packet | None = None,
+        identity: Identity | None = None,
     ) -> FlowVerdict:
         fields: dict[str, Any] = {"iface": iface}
         if packet is not None:
             fields.update(_flow_fields(packet, _PROTOCOLS.get(packet.protocol, str(
                 packet.protocol)), iface))
+        if identity is not None:
+            fields.update(_identity_fields(identity))
         event = AuditEvent("flow.verdict", now, {
             **fields,
             "action": "deny",

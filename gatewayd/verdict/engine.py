@@ -29,6 +29,7 @@ from gatewayd.audit import AuditEvent, AuditLog
 from gatewayd.config import Config
 from gatewayd.errors import ClawgressError, ParseError
 from gatewayd.identity import Registry
+from gatewayd.identity.names import MAX_REASON
 from gatewayd.netfilter import (
     Baseline,
     Flow,
@@ -45,6 +46,7 @@ from gatewayd.netfilter import (
     take_baseline,
 )
 from gatewayd.packets import tcp_reset_for
+from gatewayd.policy import Action, Decision
 from gatewayd.policy.activation import ActivePolicy, load_active
 from gatewayd.store import Store, open_store
 from gatewayd.verdict.decide import Decider
@@ -95,8 +97,11 @@ class VerdictEngine:
         generation recorded: a write in between only causes one more reload.
         """
         generations = (self.store.generation(IDENTITY), self.store.generation(POLICY))
-        table = self.registry.lease_table(now) if leases or self.decider is None else (
-            self.decider.leases)
+        if leases or self.decider is None:
+            table = self.registry.lease_table(now)
+            quarantined = self.registry.quarantines()
+        else:
+            table, quarantined = self.decider.leases, dict(self.decider.quarantined)
         if policy or self.active is None:
             previous = self.active
             active = load_active(self.store, self.config, now)
@@ -117,6 +122,7 @@ class VerdictEngine:
             marks=self.marks,
             interfaces=self.interfaces,
             gateway=self.config.gateway.name,
+            quarantined=quarantined,
         )
         if leases:
             expiries = [lease.expires_at for lease in self.registry.list_leases(now)]
@@ -152,6 +158,7 @@ class VerdictEngine:
             plan=self.decider.plan,
             interface_for=self.config.interface_for,
             now=now,
+            quarantined=self.decider.quarantined,
         )
         if not endings:
             return 0
@@ -179,6 +186,26 @@ class VerdictEngine:
         pkt.accept()
         self.counters[f"verdict_{verdict.state.name.lower()}"] += 1
         self.audit.append(verdict.event)
+        decision = verdict.decision
+        if decision is not None and decision.action is Action.QUARANTINE:
+            self.quarantine(verdict.event.fields.get("agent_id"), decision)
+
+    def quarantine(self, agent_id: object, decision: Decision) -> None:
+        """A rule said quarantine: flag the agent in the store (the next reload ends its
+        established flows)."""
+        if not isinstance(agent_id, str) or self.decider is None:
+            return
+        if agent_id in self.decider.quarantined:
+            return
+        text = f"rule {decision.policy_id}/{decision.rule_id}: {decision.reason}"
+        reason = text.encode("ascii", "replace").decode()[:MAX_REASON]
+        try:
+            self.registry.quarantine_agent(agent_id, reason=reason, now=time.time())
+        except ClawgressError as exc:
+            log.error("cannot quarantine agent %s: %s", agent_id, exc)
+            return
+        self.audit.append(AuditEvent.now("agent.quarantined", agent_id=agent_id,
+                                         reason=reason, gateway=self.config.gateway.name))
 
     def on_reset(self, pkt: Any) -> None:
         """A reply packet of a denied TCP flow: send it on as a reset toward the agent."""

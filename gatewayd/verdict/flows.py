@@ -9,11 +9,11 @@ the policy now denies it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from gatewayd.identity import LeaseTable
+from gatewayd.identity import LeaseTable, Quarantine
 from gatewayd.netfilter.marks import State
 from gatewayd.policy import Plan, Request
 from gatewayd.verdict.decide import state_for
@@ -53,7 +53,9 @@ def flows_to_end(
     interface_for: Callable[[IPAddress], str | None],
     now: float,
     l7_available: bool = False,
+    quarantined: Mapping[str, Quarantine] | None = None,
 ) -> list[Ending]:
+    held = quarantined or {}
     out = []
     for flow in flows:
         if flow.state not in (State.ALLOW, State.INSPECT):
@@ -67,6 +69,10 @@ def flows_to_end(
         if identity is None:
             out.append(Ending(flow, "no lease for the source any more (revoked or expired)",
                               None))
+            continue
+        if identity.agent_id in held:
+            out.append(Ending(flow, f"agent quarantined: {held[identity.agent_id].reason}",
+                              identity.agent_id))
             continue
         request = Request(identity=identity, dest_ip=flow.dst, port=flow.dport,
                           protocol="tcp" if flow.protocol == 6 else "udp", layer="l4")

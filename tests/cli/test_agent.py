@@ -90,7 +90,7 @@ def test_show(run_cli: RunCli, clock: list[float]) -> None:
     assert "environment  dev\n" in out
     assert "leases       10.10.0.5 on eth1 until 2023-11-14T22:23:20Z (8m)\n" in out
     data = json.loads(ok(run_cli("agent", "show", "a1", "--json")))
-    assert set(data) == AGENT_KEYS | {"leases"}
+    assert set(data) == AGENT_KEYS | {"leases", "quarantine"}
     assert [(x["ip"], x["iface"], x["state"]) for x in data["leases"]] == [
         ("10.10.0.5", "eth1", "active")
     ]
@@ -178,3 +178,17 @@ def test_help(run_cli: RunCli) -> None:
     assert "--fingerprint" in out
     assert "starting with a letter or digit" in out
     assert "--force" in ok(run_cli("agent", "remove", "--help"))
+
+
+def test_quarantine_and_release_cli(run_cli: RunCli, expect_error: ExpectError) -> None:
+    added = run_cli("agent", "add", "q1", "--team", "t", "--project", "p", "--env", "e")
+    assert added.exit_code == 0
+    result = run_cli("agent", "quarantine", "q1", "--reason", "leaking keys")
+    assert result.exit_code == 0, result.output
+    assert "is quarantined since" in result.output
+    shown = json.loads(run_cli("agent", "show", "q1", "--json").output)
+    assert shown["quarantine"]["reason"] == "leaking keys"
+    assert run_cli("agent", "release", "q1").exit_code == 0
+    assert json.loads(run_cli("agent", "show", "q1", "--json").output)["quarantine"] is None
+    expect_error(run_cli("agent", "release", "q1"), "not quarantined")
+    expect_error(run_cli("agent", "quarantine", "ghost", "--reason", "x"), "ghost")

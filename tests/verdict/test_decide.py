@@ -3,6 +3,7 @@ from __future__ import annotations
 from scapy.layers.inet import ICMP, IP, TCP, UDP  # type: ignore[import-untyped]
 from scapy.layers.inet6 import IPv6  # type: ignore[import-untyped]
 
+from gatewayd.identity import Quarantine
 from gatewayd.netfilter.marks import State
 from gatewayd.verdict import Decider
 
@@ -100,3 +101,14 @@ def test_garbage_and_non_flows_denied() -> None:
     v = d.decide(icmp, 0, 7, NOW)
     assert v.state is State.DENY and v.event.fields["flags"] == ["not-a-flow"]
     assert v.event.fields["src_ip"] == "10.77.0.11"
+
+
+def test_quarantined_agent_is_denied_and_says_why() -> None:
+    table = leases(("10.77.0.11", "wl0", RESEARCH))
+    d = Decider(plan=plan(), leases=table, marks=MARKS, interfaces=IFACES, gateway="gw",
+                quarantined={"bot-1": Quarantine("bot-1", NOW, "exfiltration suspected")})
+    v = d.decide(syn("10.77.0.11", "10.78.0.10", 443), 0, 7, NOW)
+    assert v.state is State.DENY
+    fields = v.event.fields
+    assert fields["agent_id"] == "bot-1" and fields["flags"] == ["quarantined"]
+    assert fields["reason"] == "agent bot-1 is quarantined: exfiltration suspected"

@@ -4,6 +4,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from gatewayd.config import parse_config
+from gatewayd.identity import Quarantine
 from gatewayd.netfilter.marks import State
 from gatewayd.verdict import flows_to_end
 
@@ -60,3 +61,11 @@ def test_flows_not_opened_by_agents_or_already_denied_are_left_alone() -> None:
         flow("10.77.0.11", "10.78.0.12", 0, proto=1),  # not tcp/udp
     ]
     assert ends(flows, table=leases()) == []
+
+
+def test_quarantined_agent_flows_end() -> None:
+    out = flows_to_end([flow("10.77.0.11", "10.78.0.10", 443)],
+                       leases=leases(("10.77.0.11", "wl0", RESEARCH)), plan=plan(),
+                       interface_for=CONFIG.interface_for, now=NOW,
+                       quarantined={"bot-1": Quarantine("bot-1", NOW, "suspicious")})
+    assert [(e.reason, e.agent_id) for e in out] == [("agent quarantined: suspicious", "bot-1")]
