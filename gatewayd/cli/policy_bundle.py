@@ -25,15 +25,9 @@ from gatewayd.policy.activation import (
     prepare_bundle,
     publish,
 )
-from gatewayd.policy.bundle import (
-    DOCUMENT_SUFFIXES,
-    BundleLimits,
-    build_bundle,
-    format_timestamp,
-    read_bundle_file,
-    size_text,
-    write_bundle_file,
-)
+from gatewayd.policy.archive import build_bundle
+from gatewayd.policy.bundle import DOCUMENT_SUFFIXES, BundleLimits, format_timestamp, size_text
+from gatewayd.policy.bundle_files import read_bundle_file, write_bundle_file
 from gatewayd.policy.compile import compile_plan
 from gatewayd.policy.documents import parse_documents
 from gatewayd.policy.guard import Guard

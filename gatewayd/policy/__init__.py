@@ -1,11 +1,13 @@
 """The policy engine: documents → compiled plan → decisions.
 
-Sans-IO. ``documents`` validates the YAML an operator writes; ``compile`` turns documents
-into a ``Plan`` with indexes by identity, destination and port; ``Plan.evaluate`` returns a
-``Decision`` for a ``Request``. ``reference`` is the naive oracle the plan is tested
-against; ``explain`` makes a decision readable. Bundles (signed archives of documents) and
-which bundle is active live in ``bundle``, ``signing`` and ``activation``, whose thin IO
-(files, store) is kept at their edges.
+Sans-IO. ``documents`` validates the YAML an operator writes (what a rule matches on is in
+``selectors`` and ``l7_conditions``; ``when:`` conditions in ``condition``); ``compile``
+turns documents into a ``Plan`` with indexes by identity, destination and port;
+``Plan.evaluate`` returns a ``Decision`` for a ``Request``. ``reference`` is the naive
+oracle the plan is tested against; ``explain`` makes a decision readable. Bundles (signed
+archives of documents) are ``bundle``, ``manifest``, ``archive`` and ``signing``; which
+bundle is active is ``activation``. Their thin IO is kept at the edges: bundle files in
+``bundle_files``, key files in ``signing``, the store in ``activation``.
 """
 
 from gatewayd.policy.compile import compile_plan

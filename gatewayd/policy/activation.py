@@ -24,10 +24,9 @@ from typing import Any, Literal
 
 from gatewayd.config import Config, PolicySection
 from gatewayd.errors import BundleVerificationError, PolicyError, StoreError
-from gatewayd.policy.bundle import (
-    BundleLimits,
+from gatewayd.policy.bundle import BundleLimits, format_timestamp
+from gatewayd.policy.bundle_files import (
     discard_file,
-    format_timestamp,
     install_file,
     read_bundle_file,
     stage_file,

@@ -11,13 +11,7 @@ from collections.abc import Sequence
 
 from gatewayd.errors import PolicyError
 from gatewayd.policy.condition import Condition, compile_condition
-from gatewayd.policy.documents import (
-    IDENTITY_FIELDS,
-    EnforcementMode,
-    PolicyDocument,
-    Rule,
-    SourcedDocument,
-)
+from gatewayd.policy.documents import EnforcementMode, PolicyDocument, Rule, SourcedDocument
 from gatewayd.policy.guard import Guard, Network
 from gatewayd.policy.index import DestinationIndex, Entry, IdentityIndex
 from gatewayd.policy.patterns import GlobSet
@@ -33,6 +27,7 @@ from gatewayd.policy.rules import (
     PORT_RANGE,
     CompiledRule,
 )
+from gatewayd.policy.selectors import IDENTITY_FIELDS
 
 # Identity specificity weights: an agent selector outranks a team, and so on.
 _IDENTITY_WEIGHTS = {"agent": 8, "team": 4, "project": 2, "environment": 1}

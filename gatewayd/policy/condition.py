@@ -25,18 +25,16 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
 from gatewayd.errors import ClawgressError, PolicyError
-from gatewayd.policy.condition_check import (
+from gatewayd.policy.cel_types import (
     GLOBAL_FUNCTIONS,
     LIST,
     MAP,
     METHODS,
     PRIMITIVES,
     CelType,
-    Checker,
-    Site,
     resolve,
-    where,
 )
+from gatewayd.policy.condition_check import Checker, Site, where
 
 MAX_SOURCE_LENGTH = 4096
 MAX_DEPTH = 64

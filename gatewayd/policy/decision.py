@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gatewayd.identity import Identity
-from gatewayd.policy.documents import Action, EnforcementMode, normalize_host
+from gatewayd.policy.documents import Action, EnforcementMode
+from gatewayd.policy.selectors import normalize_host
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Layer = Literal["l4", "l7"]

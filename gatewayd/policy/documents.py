@@ -16,36 +16,32 @@ A file holds one or more YAML documents (``---``). Each is::
           l7: {methods: [POST], paths: ["/v1/*"], models: ["gpt-4o*"]}
           when: 'identity.environment != "prod" || request.token_estimate < 8000'
 
-The meaning of every field, and how rules are ranked, is in ``docs/policy.md``.
+This module holds the document, policy and rule models, the actions, and the parsing entry
+points (``parse_documents``, ``parse_file``, ``parse_document``). What a rule matches on is
+in ``selectors`` (identity, destination) and ``l7_conditions``. The meaning of every field,
+and how rules are ranked, is in ``docs/policy.md``. Pure: reading files is ``sources``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, model_validator
 
 from gatewayd.errors import PolicyError
+from gatewayd.policy.l7_conditions import L7Conditions
+from gatewayd.policy.selectors import Destination, IdentitySelector, Name, PolicyModel
 from gatewayd.validation import describe
 
 API_VERSION = "clawgress.io/v1"
 
 # Bounds on what one bundle may declare; they keep compile time and memory predictable.
 MAX_RULES_PER_POLICY = 100_000
-MAX_ENTRIES_PER_FIELD = 10_000
 MAX_PRIORITY = 1_000_000
 DEFAULT_PRIORITY = 1000
 
@@ -88,242 +84,7 @@ class EnforcementMode(StrEnum):
     REPORT = "report"
 
 
-class Protocol(StrEnum):
-    TCP = "tcp"
-    UDP = "udp"
-    ANY = "any"
-
-
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-Name = Annotated[str, Field(pattern=_NAME)]
-_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
-_METHOD = re.compile(r"^[A-Z]{1,20}$")
-_GLOB_OK = re.compile(r"^[\x21-\x7e]{1,1024}$")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def normalize_host(host: str) -> str:
-    """Lower-case, without a trailing dot: the form hosts are compared in."""
-    return host.strip().rstrip(".").lower()
-
-
-def check_host_pattern(pattern: str) -> str:
-    """Validate one ``hosts`` entry: an exact name or ``*.suffix``; returns it normalized."""
-    host = normalize_host(pattern)
-    if not host:
-        raise ValueError("empty host name")
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        pass
-    else:
-        raise ValueError(f"{pattern!r} is an address: put addresses under cidrs (e.g. {host}/32)")
-    if host == "*":
-        raise ValueError("'*' alone is not a host pattern: omit destination to match any")
-    labels = host.split(".")
-    if labels[0] == "*":
-        labels = labels[1:]
-        if not labels:
-            raise ValueError(f"{pattern!r}: a wildcard needs a suffix, such as *.example.com")
-    if len(host) > 253:
-        raise ValueError(f"{pattern!r}: longer than 253 characters")
-    for label in labels:
-        if not _LABEL.match(label):
-            raise ValueError(
-                f"{pattern!r}: {label!r} is not a valid DNS label (use '*.' only as the first"
-                " label; internationalized names in their xn-- form)"
-            )
-    return host
-
-
-class IdentitySelector(_Model):
-    """Which agents a rule is for. Each field is ``*`` (any), a value, or a list of values."""
-
-    agent: Literal["*"] | Name | list[Name] = "*"
-    team: Literal["*"] | Name | list[Name] = "*"
-    project: Literal["*"] | Name | list[Name] = "*"
-    environment: Literal["*"] | Name | list[Name] = "*"
-
-    @field_validator("agent", "team", "project", "environment", mode="before")
-    @classmethod
-    def _values(cls, value: Any) -> Any:
-        if value == "*":
-            return value
-        if isinstance(value, str) and "*" in value:
-            raise ValueError("only '*' alone is a wildcard; list the values instead")
-        if isinstance(value, list):
-            if not value:
-                raise ValueError("an empty list matches nothing; use '*' for any")
-            if "*" in value:
-                raise ValueError("'*' cannot be part of a list; use '*' alone for any")
-            if len(value) > MAX_ENTRIES_PER_FIELD:
-                raise ValueError(f"more than {MAX_ENTRIES_PER_FIELD} values")
-        return value
-
-    def values(self, field: str) -> tuple[str, ...] | None:
-        """The accepted values of ``field``, or ``None`` for any."""
-        value = getattr(self, field)
-        if value == "*":
-            return None
-        return (value,) if isinstance(value, str) else tuple(dict.fromkeys(value))
-
-
-IDENTITY_FIELDS = ("agent", "team", "project", "environment")
-
-
-@dataclass(frozen=True, slots=True)
-class PortRange:
-    low: int
-    high: int
-
-    def __contains__(self, port: object) -> bool:
-        return isinstance(port, int) and self.low <= port <= self.high
-
-    def __str__(self) -> str:
-        return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
-
-
-def parse_port(value: Any) -> PortRange:
-    """``443`` or ``"8000-8100"`` → ``PortRange``; raises ``ValueError``."""
-    if isinstance(value, bool):
-        raise ValueError("expected a port number or a range like 8000-8100")
-    if isinstance(value, int):
-        low = high = value
-    elif isinstance(value, str) and re.fullmatch(r"\d{1,5}(-\d{1,5})?", value.strip()):
-        a, _, b = value.strip().partition("-")
-        low, high = int(a), int(b or a)
-    else:
-        raise ValueError(f"{value!r}: expected a port number or a range like 8000-8100")
-    if not (1 <= low <= high <= 65535):
-        raise ValueError(f"{value!r}: ports are 1-65535, low end first")
-    return PortRange(low, high)
-
-
-class Destination(_Model):
-    """Where a rule applies. Hosts and CIDRs are alternatives: either may match."""
-
-    hosts: list[str] = Field(default=[], max_length=MAX_ENTRIES_PER_FIELD)
-    cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
-        default=[], max_length=MAX_ENTRIES_PER_FIELD
-    )
-    ports: list[int | str] = Field(default=[], max_length=MAX_ENTRIES_PER_FIELD)
-    protocol: Protocol = Protocol.ANY
-
-    @field_validator("hosts")
-    @classmethod
-    def _hosts(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(check_host_pattern(h) for h in value))
-
-    @field_validator("cidrs", mode="before")
-    @classmethod
-    def _cidrs(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        out = []
-        for item in value:
-            if not isinstance(item, str):
-                raise ValueError(f"{item!r}: expected a network such as 10.0.0.0/8")
-            try:
-                out.append(ipaddress.ip_network(item.strip(), strict=True))
-            except ValueError as exc:
-                raise ValueError(f"{item!r}: {exc}") from None
-        return list(dict.fromkeys(out))
-
-    @field_validator("ports")
-    @classmethod
-    def _ports(cls, value: list[int | str]) -> list[int | str]:
-        seen: dict[PortRange, int | str] = {}
-        for item in value:
-            seen.setdefault(parse_port(item), item)
-        return list(seen.values())
-
-    def port_ranges(self) -> tuple[PortRange, ...]:
-        return tuple(parse_port(p) for p in self.ports)
-
-    @property
-    def any_destination(self) -> bool:
-        return not self.hosts and not self.cidrs
-
-
-class TokenBounds(_Model):
-    """Inclusive bounds on the request's prompt token estimate."""
-
-    min: int | None = Field(default=None, ge=0)
-    max: int | None = Field(default=None, ge=0)
-
-    @model_validator(mode="after")
-    def _order(self) -> TokenBounds:
-        if self.min is None and self.max is None:
-            raise ValueError("give min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        return self
-
-
-def _globs(value: list[str]) -> list[str]:
-    for item in value:
-        if not _GLOB_OK.match(item):
-            raise ValueError(f"{item!r}: patterns are 1-1024 printable characters, no spaces")
-    return value
-
-
-class L7Conditions(_Model):
-    """Conditions only the L7 engine can answer. At L4 a rule with any of these can only
-    be decided by inspecting the flow, so it turns the L4 decision into ``inspect``."""
-
-    methods: list[str] = Field(default=[], max_length=64)
-    paths: list[str] = Field(default=[], max_length=MAX_ENTRIES_PER_FIELD)
-    providers: list[Name] = Field(default=[], max_length=256)
-    models: list[str] = Field(default=[], max_length=MAX_ENTRIES_PER_FIELD)
-    tools: list[str] = Field(default=[], max_length=MAX_ENTRIES_PER_FIELD)
-    dlp_classes: list[str] = Field(default=[], max_length=1024)
-    token_estimate: TokenBounds | None = None
-
-    @field_validator("methods")
-    @classmethod
-    def _methods(cls, value: list[str]) -> list[str]:
-        out = []
-        for m in value:
-            if not _METHOD.match(m.upper()):
-                raise ValueError(f"{m!r}: expected an HTTP method such as GET or POST")
-            out.append(m.upper())
-        return out
-
-    @field_validator("paths")
-    @classmethod
-    def _paths(cls, value: list[str]) -> list[str]:
-        for p in _globs(value):
-            if not p.startswith("/") and p != "*":
-                raise ValueError(f"{p!r}: a path pattern starts with '/'")
-        return value
-
-    @field_validator("models", "tools")
-    @classmethod
-    def _patterns(cls, value: list[str]) -> list[str]:
-        return _globs(value)
-
-    @field_validator("dlp_classes")
-    @classmethod
-    def _classes(cls, value: list[str]) -> list[str]:
-        for c in value:
-            if not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)*", c):
-                raise ValueError(f"{c!r}: expected a dotted class such as secrets or pii.email")
-        return value
-
-    def fields(self) -> tuple[str, ...]:
-        """Names of the conditions that are set."""
-        return tuple(
-            name
-            for name in ("methods", "paths", "providers", "models", "tools", "dlp_classes",
-                         "token_estimate")
-            if getattr(self, name)
-        )
-
-
-class Rule(_Model):
+class Rule(PolicyModel):
     id: Name
     description: str = ""
     action: Action
@@ -336,7 +97,7 @@ class Rule(_Model):
     when: str | None = Field(default=None, min_length=1, max_length=4096)
 
 
-class PolicySpec(_Model):
+class PolicySpec(PolicyModel):
     enforcement_mode: EnforcementMode = EnforcementMode.ENFORCE
     priority: int = Field(default=DEFAULT_PRIORITY, ge=0, le=MAX_PRIORITY)
     rules: list[Rule] = Field(max_length=MAX_RULES_PER_POLICY)
@@ -351,13 +112,13 @@ class PolicySpec(_Model):
         return self
 
 
-class Metadata(_Model):
+class Metadata(PolicyModel):
     id: Name
     description: str = ""
-    labels: dict[str, str] = {}
+    labels: dict[str, str] = Field(default={})
 
 
-class PolicyDocument(_Model):
+class PolicyDocument(PolicyModel):
     api_version: Literal["clawgress.io/v1"] = Field(alias="apiVersion")
     kind: Literal["Policy"]
     metadata: Metadata

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gatewayd.config import Config
-from gatewayd.policy.documents import normalize_host
+from gatewayd.policy.selectors import normalize_host
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -23,11 +23,11 @@ from gatewayd.policy.documents import (
     Action,
     EnforcementMode,
     PolicyDocument,
-    Protocol,
     Rule,
     SourcedDocument,
 )
 from gatewayd.policy.guard import Guard
+from gatewayd.policy.selectors import Protocol
 
 
 def _glob(pattern: str, text: str) -> bool:

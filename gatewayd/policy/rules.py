@@ -14,14 +14,9 @@ from enum import Enum
 
 from gatewayd.policy.condition import Condition, ConditionError
 from gatewayd.policy.decision import Decision, Request
-from gatewayd.policy.documents import (
-    ADMITTING,
-    RESTRICTIVENESS,
-    Action,
-    EnforcementMode,
-    Protocol,
-)
+from gatewayd.policy.documents import ADMITTING, RESTRICTIVENESS, Action, EnforcementMode
 from gatewayd.policy.patterns import GlobSet, class_matches
+from gatewayd.policy.selectors import Protocol
 
 # Destination specificity classes (higher is more specific).
 DEST_EXACT_HOST = 4

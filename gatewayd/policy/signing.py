@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,19 +31,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from gatewayd.errors import BundleVerificationError, PolicyError
+from gatewayd.policy.archive import read_archive, replace_signature
 from gatewayd.policy.bundle import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
     Archive,
     BundleLimits,
-    Manifest,
-    check_integrity,
+    canonical_json,
+    check_fields,
     load_json_object,
-    parse_manifest,
-    read_archive,
-    replace_signature,
-    require_manifest,
+    sha256_hex,
 )
+from gatewayd.policy.manifest import Manifest, check_integrity, parse_manifest, require_manifest
 
 ALGORITHM = "ed25519"
 SIGNATURE_FIELDS = frozenset({"algorithm", "key_id", "signed", "signature"})
@@ -62,7 +59,7 @@ TrustedKeys = Mapping[str, Ed25519PublicKey]
 
 def key_id(public_key: Ed25519PublicKey) -> str:
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return sha256_hex(raw)[:16]
 
 
 def generate_key() -> Ed25519PrivateKey:
@@ -146,7 +143,7 @@ class SignatureBlock:
             "signed": self.signed,
             "signature": base64.b64encode(self.signature).decode("ascii"),
         }
-        return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode("ascii")
+        return canonical_json(body)
 
 
 def sign_manifest(manifest_bytes: bytes, key: Ed25519PrivateKey) -> SignatureBlock:
@@ -160,12 +157,7 @@ def parse_signature_block(data: bytes) -> SignatureBlock:
     if len(data) > MAX_SIGNATURE_BYTES:
         raise BundleVerificationError(f"{where}: too large to be a signature block")
     raw = load_json_object(data, where)
-    missing = sorted(SIGNATURE_FIELDS - raw.keys())
-    if missing:
-        raise BundleVerificationError(f"{where}: missing field {', '.join(missing)}")
-    extra = sorted(raw.keys() - SIGNATURE_FIELDS)
-    if extra:
-        raise BundleVerificationError(f"{where}: unknown field {', '.join(extra)}")
+    check_fields(raw, SIGNATURE_FIELDS, where)
     for field in sorted(SIGNATURE_FIELDS):
         if not isinstance(raw[field], str):
             raise BundleVerificationError(f"{where}: {field}: expected a string")
@@ -253,7 +245,7 @@ def verify_bundle(
     documents = check_integrity(archive, manifest)
     if not allow_expired and manifest.expired(now):
         raise BundleVerificationError(f"bundle expired at {manifest.expires_at}")
-    return VerifiedBundle(manifest, documents, signer, hashlib.sha256(data).hexdigest())
+    return VerifiedBundle(manifest, documents, signer, sha256_hex(data))
 
 
 def sign_bundle(

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from policy.hostile import DAY, POLICY, Case, corpus, valid_bundle
 
 from gatewayd.cli.context import CliContext
-from gatewayd.policy.bundle import MANIFEST_NAME, SIGNATURE_NAME, BundleLimits, read_archive
+from gatewayd.policy.archive import read_archive
+from gatewayd.policy.bundle import MANIFEST_NAME, SIGNATURE_NAME, BundleLimits
 from gatewayd.policy.signing import key_id, private_key_pem, public_key_pem
 
 NOW = 1_800_000_000.0

@@ -16,26 +16,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gatewayd.errors import BundleVerificationError, PolicyError
+from gatewayd.policy.archive import build_bundle, read_archive
 from gatewayd.policy.bundle import (
     FORMAT,
     MANIFEST_NAME,
     SIGNATURE_NAME,
     Archive,
     BundleLimits,
-    build_bundle,
-    build_manifest,
-    check_integrity,
     check_member_name,
-    discard_file,
     format_timestamp,
-    parse_manifest,
     parse_timestamp,
-    read_archive,
-    read_bundle_file,
     size_text,
+)
+from gatewayd.policy.bundle_files import (
+    discard_file,
+    read_bundle_file,
     stage_file,
     write_bundle_file,
 )
+from gatewayd.policy.manifest import build_manifest, check_integrity, parse_manifest
 
 from .hostile import Member, documents, raw_tar_gz, repack
 

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gatewayd.errors import ClawgressError, PolicyError
+from gatewayd.policy.cel_types import OVERLOADS, CelType
 from gatewayd.policy.condition import (
     L7_FIELDS,
     MAX_DEPTH,
@@ -19,7 +20,6 @@ from gatewayd.policy.condition import (
     ConditionError,
     compile_condition,
 )
-from gatewayd.policy.condition_check import OVERLOADS, CelType
 
 ACTIVATION: dict[str, Any] = {
     "identity": {

@@ -3,13 +3,8 @@ from __future__ import annotations
 import pytest
 
 from gatewayd.errors import PolicyError
-from gatewayd.policy.documents import (
-    Action,
-    EnforcementMode,
-    check_host_pattern,
-    parse_documents,
-    parse_port,
-)
+from gatewayd.policy.documents import Action, EnforcementMode, parse_documents
+from gatewayd.policy.selectors import check_host_pattern, parse_port
 
 from .conftest import policy
 

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatewayd.errors import BundleVerificationError, PolicyError
-from gatewayd.policy.bundle import MANIFEST_NAME, SIGNATURE_NAME, BundleLimits, read_archive
+from gatewayd.policy.archive import read_archive
+from gatewayd.policy.bundle import MANIFEST_NAME, SIGNATURE_NAME, BundleLimits
 from gatewayd.policy.signing import (
     ALGORITHM,
     SignatureBlock,

@@ -18,14 +18,8 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gatewayd.policy.bundle import (
-    MANIFEST_NAME,
-    SIGNATURE_NAME,
-    build_bundle,
-    format_timestamp,
-    read_archive,
-    write_archive,
-)
+from gatewayd.policy.archive import build_bundle, read_archive, write_archive
+from gatewayd.policy.bundle import MANIFEST_NAME, SIGNATURE_NAME, format_timestamp
 from gatewayd.policy.bundle import BundleLimits as Limits
 from gatewayd.policy.signing import sign_bundle, sign_manifest
 
