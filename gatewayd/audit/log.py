@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from types import TracebackType
+
+import orjson
 
 from gatewayd.audit.events import AuditEvent
 from gatewayd.errors import ClawgressError
@@ -30,9 +31,9 @@ class AuditLog:
         self.written = 0
 
     def append(self, event: AuditEvent) -> None:
-        line = json.dumps(event.as_dict(), separators=(",", ":"), sort_keys=True,
-                          default=str) + "\n"
-        os.write(self._fd, line.encode())
+        line = orjson.dumps(event.as_dict(), default=str,
+                            option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+        os.write(self._fd, line)
         self.written += 1
         self._dirty = True
         if time.monotonic() - self._last_sync >= self.sync_interval_s:

@@ -37,12 +37,50 @@ NO_L7 = "the L7 engine is not running here, so flows to inspect are refused"
 
 @dataclass(frozen=True, slots=True)
 class FlowVerdict:
-    """What to do with a queued packet: the mark to set (then accept), and why."""
+    """What to do with a queued packet — the mark to set, then accept — and why.
+
+    The audit event is built on demand (``event()``), so the caller can release the
+    packet first and pay for the record after.
+    """
 
     state: State
     mark: int
     decision: Decision | None
-    event: AuditEvent
+    now: float
+    gateway: str
+    iface: str | None
+    packet: Packet | None = None
+    identity: Identity | None = None
+    # For refusals decided before the policy (no decision): why, and a flag naming it.
+    refusal: tuple[str, str] | None = None
+    l7_refused: bool = False
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.identity.agent_id if self.identity is not None else None
+
+    def event(self) -> AuditEvent:
+        now = self.now
+        fields: dict[str, Any] = {"iface": self.iface}
+        packet = self.packet
+        if packet is not None:
+            fields.update(_flow_fields(packet, _PROTOCOLS.get(packet.protocol, str(
+                packet.protocol)), self.iface))
+        fields.update(_identity_fields(self.identity))
+        decision = self.decision
+        if decision is None:
+            assert self.refusal is not None
+            reason, flag = self.refusal
+            fields.update({"action": "deny", "enforcement_mode": "enforce", "reason": reason,
+                           "flags": [flag]})
+        else:
+            fields.update(_decision_fields(decision))
+            fields["reason"] = (f"{decision.reason}; {NO_L7}" if self.l7_refused
+                                else decision.reason)
+        fields["state"] = self.state.name.lower()
+        fields["gateway"] = self.gateway
+        fields["layer"] = "l4"
+        return AuditEvent("flow.verdict", now, fields, new_event_id(now))
 
 
 def state_for(decision: Decision, *, l7_available: bool) -> State:
@@ -100,19 +138,10 @@ class Decider:
         )
         decision = self.plan.evaluate(request, now)
         state = state_for(decision, l7_available=self.l7_available)
-        reason = decision.reason
-        if state is State.DENY and decision.action not in (Action.DENY, Action.QUARANTINE):
-            reason = f"{reason}; {NO_L7}"
-        event = AuditEvent("flow.verdict", now, {
-            **_flow_fields(packet, protocol, iface),
-            **_identity_fields(identity),
-            **_decision_fields(decision),
-            "reason": reason,
-            "state": state.name.lower(),
-            "gateway": self.gateway,
-            "layer": "l4",
-        }, new_event_id(now))
-        return FlowVerdict(state, self.marks.stamp(mark, state), decision, event)
+        l7_refused = state is State.DENY and decision.action not in (Action.DENY,
+                                                                      Action.QUARANTINE)
+        return FlowVerdict(state, self.marks.stamp(mark, state), decision, now, self.gateway,
+                           iface, packet, identity, None, l7_refused)
 
     def _refuse(
         self,
@@ -124,24 +153,8 @@ class Decider:
         packet: Packet | None = None,
         identity: Identity | None = None,
     ) -> FlowVerdict:
-        fields: dict[str, Any] = {"iface": iface}
-        if packet is not None:
-            fields.update(_flow_fields(packet, _PROTOCOLS.get(packet.protocol, str(
-                packet.protocol)), iface))
-        if identity is not None:
-            fields.update(_identity_fields(identity))
-        event = AuditEvent("flow.verdict", now, {
-            **fields,
-            "action": "deny",
-            "enforcement_mode": "enforce",
-            "reason": reason,
-            "flags": [flag],
-            "state": "deny",
-            "gateway": self.gateway,
-            "layer": "l4",
-            "bundle_version": self.plan.bundle_version,
-        }, new_event_id(now))
-        return FlowVerdict(State.DENY, self.marks.stamp(mark, State.DENY), None, event)
+        return FlowVerdict(State.DENY, self.marks.stamp(mark, State.DENY), None, now,
+                           self.gateway, iface, packet, identity, (reason, flag))
 
 
 def _flow_fields(packet: Packet, protocol: str, iface: str | None) -> dict[str, Any]:

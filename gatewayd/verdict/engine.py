@@ -54,6 +54,8 @@ from gatewayd.verdict.flows import flows_to_end
 
 log = logging.getLogger("clawgress.engine")
 
+_VERDICT_COUNTERS = {state: f"verdict_{state.name.lower()}" for state in State}
+
 # Generations of the store the engine follows.
 IDENTITY = "identity"
 POLICY = "policy"
@@ -184,16 +186,17 @@ class VerdictEngine:
         verdict = decider.decide(pkt.get_payload(), pkt.get_mark(), pkt.indev, time.time())
         pkt.set_mark(verdict.mark)
         pkt.accept()
-        self.counters[f"verdict_{verdict.state.name.lower()}"] += 1
-        self.audit.append(verdict.event)
+        # The packet is on its way; now the record.
+        self.counters[_VERDICT_COUNTERS[verdict.state]] += 1
+        self.audit.append(verdict.event())
         decision = verdict.decision
         if decision is not None and decision.action is Action.QUARANTINE:
-            self.quarantine(verdict.event.fields.get("agent_id"), decision)
+            self.quarantine(verdict.agent_id, decision)
 
-    def quarantine(self, agent_id: object, decision: Decision) -> None:
+    def quarantine(self, agent_id: str | None, decision: Decision) -> None:
         """A rule said quarantine: flag the agent in the store (the next reload ends its
         established flows)."""
-        if not isinstance(agent_id, str) or self.decider is None:
+        if agent_id is None or self.decider is None:
             return
         if agent_id in self.decider.quarantined:
             return

@@ -29,7 +29,7 @@ def test_allowed_flow_is_stamped_allow_and_audited() -> None:
     v = decider().decide(syn("10.77.0.11", "10.78.0.10", 443), 0, 7, NOW)
     assert v.state is State.ALLOW
     assert v.mark == MARKS.stamp(0, State.ALLOW)
-    e = v.event.as_dict()
+    e = v.event().as_dict()
     assert e["kind"] == "flow.verdict"
     assert (e["agent_id"], e["team_id"], e["src_ip"], e["dst_ip"], e["dst_port"]) == (
         "bot-1", "research", "10.77.0.11", "10.78.0.10", 443)
@@ -50,7 +50,7 @@ def test_other_mark_bits_are_kept() -> None:
 def test_ipv6_flow() -> None:
     v = decider().decide(syn("fd77::11", "fd78::10", 443), 0, 7, NOW)
     assert v.state is State.ALLOW
-    assert v.event.fields["ip_version"] == 6
+    assert v.event().fields["ip_version"] == 6
 
 
 def test_policy_deny_and_default_deny() -> None:
@@ -58,14 +58,14 @@ def test_policy_deny_and_default_deny() -> None:
     assert d.decide(syn("10.77.0.11", "10.78.0.12", 80), 0, 7, NOW).state is State.DENY
     v = d.decide(syn("10.77.0.12", "10.78.0.10", 443), 0, 7, NOW)  # ops: no rule
     assert v.state is State.DENY
-    assert v.event.fields["reason"] == "no rule matched; default deny"
+    assert v.event().fields["reason"] == "no rule matched; default deny"
 
 
 def test_unknown_source_and_wrong_interface_denied() -> None:
     d = decider()
     v = d.decide(syn("10.77.0.99", "10.78.0.10", 443), 0, 7, NOW)
-    assert v.state is State.DENY and v.event.fields["agent_id"] is None
-    assert "unknown identity" in v.event.fields["reason"]
+    assert v.state is State.DENY and v.event().fields["agent_id"] is None
+    assert "unknown identity" in v.event().fields["reason"]
     # The lease holds on wl0 only (anti-spoofing).
     assert d.decide(syn("10.77.0.11", "10.78.0.10", 443), 0, 8, NOW).state is State.DENY
     # An interface the engine does not know.
@@ -80,14 +80,14 @@ def test_expired_lease_denied() -> None:
 def test_udp() -> None:
     pkt = bytes(IP(src="10.77.0.11", dst="10.78.0.53") / UDP(sport=5353, dport=53))
     v = decider().decide(pkt, 0, 7, NOW)
-    assert v.state is State.ALLOW and v.event.fields["protocol"] == "udp"
+    assert v.state is State.ALLOW and v.event().fields["protocol"] == "udp"
 
 
 def test_inspect_without_l7_engine_is_refused_and_says_why() -> None:
     v = decider().decide(syn("10.77.0.11", "10.78.0.13", 443), 0, 7, NOW)
     assert v.state is State.DENY
-    assert "L7 engine is not running" in v.event.fields["reason"]
-    assert v.event.fields["action"] == "inspect"
+    assert "L7 engine is not running" in v.event().fields["reason"]
+    assert v.event().fields["action"] == "inspect"
     assert decider(l7=True).decide(syn("10.77.0.11", "10.78.0.13", 443), 0, 7,
                                    NOW).state is State.INSPECT
 
@@ -95,12 +95,12 @@ def test_inspect_without_l7_engine_is_refused_and_says_why() -> None:
 def test_garbage_and_non_flows_denied() -> None:
     d = decider()
     v = d.decide(b"\x45\x00garbage", 0, 7, NOW)
-    assert v.state is State.DENY and v.event.fields["flags"] == ["parse-error"]
+    assert v.state is State.DENY and v.event().fields["flags"] == ["parse-error"]
     assert v.decision is None
     icmp = bytes(IP(src="10.77.0.11", dst="10.78.0.10") / ICMP())
     v = d.decide(icmp, 0, 7, NOW)
-    assert v.state is State.DENY and v.event.fields["flags"] == ["not-a-flow"]
-    assert v.event.fields["src_ip"] == "10.77.0.11"
+    assert v.state is State.DENY and v.event().fields["flags"] == ["not-a-flow"]
+    assert v.event().fields["src_ip"] == "10.77.0.11"
 
 
 def test_quarantined_agent_is_denied_and_says_why() -> None:
@@ -109,6 +109,6 @@ def test_quarantined_agent_is_denied_and_says_why() -> None:
                 quarantined={"bot-1": Quarantine("bot-1", NOW, "exfiltration suspected")})
     v = d.decide(syn("10.77.0.11", "10.78.0.10", 443), 0, 7, NOW)
     assert v.state is State.DENY
-    fields = v.event.fields
+    fields = v.event().fields
     assert fields["agent_id"] == "bot-1" and fields["flags"] == ["quarantined"]
     assert fields["reason"] == "agent bot-1 is quarantined: exfiltration suspected"
