@@ -56,7 +56,7 @@ def test_rule_deleted(netns: Namespace, applied: tuple[Ruleset, Baseline]) -> No
         drift = check_drift(baseline)
     assert drift is not None
     assert not drift.table_missing
-    assert drift.describe() == 'chain commit: rule 7 ("fail-closed") removed'
+    assert drift.describe() == 'chain commit: rule 8 ("fail-closed") removed'
     assert drift.missing_xtables == ()
     assert restored(netns, rs, baseline)
 
