@@ -293,6 +293,11 @@ class VerdictEngine:
         self._queues.append(nfq)
         return nfq
 
+    def _drain(self, nfq: NetfilterQueue) -> None:
+        """Decide every packet waiting on ``nfq``, then write their audit records."""
+        nfq.run(False)
+        self.audit.flush()
+
     def _every(self, interval_s: float, action: Callable[[], object], what: str) -> None:
         async def loop() -> None:
             while True:
@@ -303,6 +308,7 @@ class VerdictEngine:
                         await result
                 except ClawgressError as exc:
                     log.error("%s: %s", what, exc)
+                self.audit.flush()
         task = asyncio.get_running_loop().create_task(loop())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -318,11 +324,12 @@ class VerdictEngine:
         for number, callback in ((dp.queue, self.on_packet), (dp.reset_queue, self.on_reset)):
             nfq = self._bind(number, callback)
             fd = nfq.get_fd()
-            loop.add_reader(fd, nfq.run, False)
+            loop.add_reader(fd, self._drain, nfq)
         await self.end_denied_flows(now)
         self.audit.append(AuditEvent.now("engine.started", queue=dp.queue,
                                          reset_queue=dp.reset_queue,
                                          version=self.active.version if self.active else None))
+        self.audit.flush()
         log.info("verdict engine running: queue %d, reset queue %d", dp.queue, dp.reset_queue)
         self._every(dp.reload_interval_ms / 1000, lambda: self.reload_if_changed(time.time()),
                     "reload")
