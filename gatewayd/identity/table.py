@@ -57,6 +57,19 @@ class LeaseTable:
             return None
         return entry[0]
 
+    def withdrawn(self, newer: LeaseTable, now: float) -> set[bytes]:
+        """Source addresses (packed) whose binding here no longer holds in ``newer``: the
+        lease is gone or now resolves to another identity. Flows from anywhere else are
+        unaffected by the change from this table to ``newer``."""
+        out = set()
+        for (address, iface), (identity, expires_at) in self._entries.items():
+            if now >= expires_at:
+                out.add(address)
+                continue
+            if newer.identity_for(address, iface, now) != identity:
+                out.add(address)
+        return out
+
     def __len__(self) -> int:
         return len(self._entries)
 

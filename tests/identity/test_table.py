@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gatewayd.errors import StoreError
 from gatewayd.identity import Identity, Lease, LeaseRules, LeaseTable, Registry
+from gatewayd.identity.address import address_key
 from gatewayd.store import Store, open_store
 
 T0 = 1_700_000_000.0
@@ -181,3 +182,23 @@ def test_table_agrees_with_registry(ops: list[tuple[object, ...]], at: int) -> N
                     assert table.identity_for(packed, iface, probe) == reg.identity_for(
                         ip, iface, probe
                     )
+
+
+def test_withdrawn_names_sources_whose_binding_changed() -> None:
+    now = 1_000.0
+    a = Identity("a", "t", "p", "e")
+    b = Identity("b", "t", "p", "e")
+
+    def table(*rows: tuple[str, str, Identity, float]) -> LeaseTable:
+        pairs = [(Lease(i, ip, iface, who.agent_id, 0.0, exp), who)
+                 for i, (ip, iface, who, exp) in enumerate(rows, 1)]
+        return LeaseTable.build(pairs, generation=1, now=now)
+
+    old = table(("10.0.0.1", "wl0", a, 2_000.0), ("10.0.0.2", "wl0", a, 2_000.0),
+                ("10.0.0.3", "wl0", a, 2_000.0), ("10.0.0.4", "wl0", a, 1_500.0))
+    new = table(("10.0.0.1", "wl0", a, 3_000.0),  # renewed: still bound
+                ("10.0.0.2", "wl0", b, 2_000.0),  # now someone else
+                ("10.0.0.9", "wl0", a, 2_000.0))  # new: withdraws nothing
+    assert old.withdrawn(new, now) == {address_key("10.0.0.2"), address_key("10.0.0.3"),
+                                       address_key("10.0.0.4")}
+    assert old.withdrawn(old, 1_600.0) == {address_key("10.0.0.4")}  # expired
