@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from types import TracebackType
 
@@ -14,17 +13,16 @@ from gatewayd.errors import ClawgressError
 
 # Events are encoded as they happen and written in batches: ``flush`` (the engine calls it
 # after each batch of packets it decided) writes every pending line with one write(), so
-# lines never interleave and a burst costs one system call. The file is synced to disk at
-# most this long after a write.
-DEFAULT_SYNC_INTERVAL_S = 1.0
+# lines never interleave and a burst costs one system call. ``fsync`` forces what was
+# written to disk; the engine calls it every second from a worker thread, so the disk
+# never stalls a verdict.
 # Pending lines are written at the latest when this many have accumulated.
 MAX_PENDING = 256
 
 
 class AuditLog:
-    def __init__(self, path: Path, *, sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.sync_interval_s = sync_interval_s
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
@@ -32,7 +30,6 @@ class AuditLog:
             raise ClawgressError(f"audit log {path}: cannot open: {exc.strerror}") from None
         self._pending: list[bytes] = []
         self._dirty = False
-        self._last_sync = time.monotonic()
         self.written = 0
 
     def append(self, event: AuditEvent) -> None:
@@ -45,7 +42,7 @@ class AuditLog:
             self.flush()
 
     def flush(self) -> None:
-        """Write every pending event, then sync if the interval has passed."""
+        """Write every pending event (one write)."""
         if self._pending:
             data = b"".join(self._pending)
             count = len(self._pending)
@@ -55,16 +52,18 @@ class AuditLog:
                 view = view[os.write(self._fd, view):]
             self.written += count
             self._dirty = True
-        if self._dirty and time.monotonic() - self._last_sync >= self.sync_interval_s:
-            self.sync()
+
+    def fsync(self) -> None:
+        """Force what was written to disk. Safe to call from another thread than the one
+        appending: it touches no pending state."""
+        if self._dirty and self._fd >= 0:
+            self._dirty = False
+            os.fsync(self._fd)
 
     def sync(self) -> None:
-        if self._pending:
-            self.flush()
-        if self._dirty:
-            os.fsync(self._fd)
-            self._dirty = False
-        self._last_sync = time.monotonic()
+        """``flush``, then ``fsync``."""
+        self.flush()
+        self.fsync()
 
     def close(self) -> None:
         if self._fd >= 0:

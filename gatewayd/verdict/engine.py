@@ -39,12 +39,12 @@ from gatewayd.netfilter import (
     apply,
     check_drift,
     end_flows,
-    flows,
     read_queue_stats,
     render_ruleset,
     select_backend,
     take_baseline,
 )
+from gatewayd.netfilter.conntrack_listing import list_flows
 from gatewayd.packets import tcp_reset_for
 from gatewayd.policy import Action, Decision
 from gatewayd.policy.activation import ActivePolicy, load_active
@@ -138,29 +138,54 @@ class VerdictEngine:
         policy_changed = policy != self._generations[1]
         if not (leases_changed or policy_changed):
             return False
+        before = self.decider
         self.load(now, leases=leases_changed, policy=policy_changed)
-        await self.end_denied_flows(now)
+        if policy_changed or before is None:
+            await self.end_denied_flows(now)
+            return True
+        # Only leases changed: flows can only end for sources that lost their binding or
+        # whose agent was just quarantined. Granting a lease ends nothing.
+        assert self.decider is not None
+        sources = before.leases.withdrawn(self.decider.leases, now)
+        newly = self.decider.quarantined.keys() - before.quarantined.keys()
+        if sources or newly:
+            await self.end_denied_flows(now, sources=sources, agents=set(newly))
         return True
 
-    async def end_denied_flows(self, now: float) -> int:
+    async def end_denied_flows(
+        self, now: float, *, sources: set[bytes] | None = None, agents: set[str] | None = None
+    ) -> int:
         """End established flows the current leases and plan no longer allow.
 
-        Conntrack is read and written from a worker thread: pyroute2's netlink sockets
-        run an event loop of their own.
+        With ``sources`` or ``agents``, only flows from those addresses, or from addresses
+        leased to those agents, are looked at. Flows are listed by the conntrack tool,
+        filtered by state in the kernel; ending them goes through netlink in a worker
+        thread (pyroute2 runs an event loop of its own).
         """
-        assert self.decider is not None
+        decider = self.decider
+        assert decider is not None
         try:
-            tracked = await asyncio.to_thread(flows, self.marks)
+            tracked = await list_flows(self.marks, (State.ALLOW, State.INSPECT))
         except ClawgressError as exc:
             log.error("cannot list conntrack flows: %s", exc)
             return 0
+        if sources is not None or agents is not None:
+            wanted = set(sources or ())
+            if agents:
+                for iface in self.interfaces.values():
+                    wanted.update(
+                        f.src.packed for f in tracked
+                        if (ident := decider.leases.identity_for(f.src.packed, iface, now))
+                        is not None and ident.agent_id in agents
+                    )
+            tracked = [f for f in tracked if f.src.packed in wanted]
         endings = flows_to_end(
             tracked,
-            leases=self.decider.leases,
-            plan=self.decider.plan,
+            leases=decider.leases,
+            plan=decider.plan,
             interface_for=self.config.interface_for,
             now=now,
-            quarantined=self.decider.quarantined,
+            quarantined=decider.quarantined,
         )
         if not endings:
             return 0
@@ -235,10 +260,12 @@ class VerdictEngine:
                                          reason=choice.reason, digest=ruleset.digest))
         return choice.backend
 
-    def check_drift(self) -> None:
+    async def check_drift(self) -> None:
+        """Compare the live ruleset with the baseline (in a worker thread: listing the
+        ruleset takes tens of milliseconds) and restore it if it drifted."""
         if self._baseline is None or self._ruleset is None:
             return
-        found = check_drift(self._baseline)
+        found = await asyncio.to_thread(check_drift, self._baseline)
         if found is None:
             return
         log.warning("ruleset drift: %s; restoring", found)
@@ -293,6 +320,10 @@ class VerdictEngine:
         self._queues.append(nfq)
         return nfq
 
+    async def _fsync_audit(self) -> None:
+        self.audit.flush()
+        await asyncio.to_thread(self.audit.fsync)
+
     def _drain(self, nfq: NetfilterQueue) -> None:
         """Decide every packet waiting on ``nfq``, then write their audit records."""
         nfq.run(False)
@@ -337,7 +368,7 @@ class VerdictEngine:
             self._every(dp.drift_check_interval_ms / 1000, self.check_drift, "drift check")
         metrics = self.config.metrics_path
         self._every(1.0, lambda: self.write_metrics(metrics), "metrics")
-        self._every(1.0, self.audit.sync, "audit sync")
+        self._every(1.0, self._fsync_audit, "audit sync")
         try:
             await stop.wait()
         finally:
