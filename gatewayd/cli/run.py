@@ -37,4 +37,9 @@ def run(obj: CliContext, no_rules: bool, log_level: str) -> None:
             loop.add_signal_handler(sig, stop.set)
         await engine.run(stop)
 
-    asyncio.run(main())
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up; the standard loop works too
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())

@@ -7,7 +7,6 @@ objects and text are made on demand, for the slow paths (policy on CIDRs, logs).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from gatewayd.packets.transport import protocol_name
@@ -16,8 +15,7 @@ Fragment = Literal["none", "first", "later"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
+class Packet(NamedTuple):
     """The headers of one IP packet, as ``parse_packet`` read them.
 
     Offsets count from the start of the packet. ``header_len`` is the length of the IP

@@ -7,8 +7,7 @@ plan and the time; nothing here touches a socket, the kernel or the clock.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from gatewayd.audit import AuditEvent, new_event_id
 from gatewayd.errors import ParseError
@@ -35,12 +34,12 @@ _PROTOCOLS = {6: "tcp", 17: "udp"}
 NO_L7 = "the L7 engine is not running here, so flows to inspect are refused"
 
 
-@dataclass(frozen=True, slots=True)
-class FlowVerdict:
+class FlowVerdict(NamedTuple):
     """What to do with a queued packet — the mark to set, then accept — and why.
 
     The audit event is built on demand (``event()``), so the caller can release the
-    packet first and pay for the record after.
+    packet first and pay for the record after. (A named tuple: it is made once per new
+    flow, and builds several times faster than a frozen dataclass.)
     """
 
     state: State
