@@ -313,7 +313,24 @@ class Lab:
         if left:
             raise LabError(f"the lab engine (pid {engine.pid}) did not end")
         save_record(self.paths, record.without_process(ENGINE))
+        self._wait_unbound(timeout)
         return was_alive
+
+    def _wait_unbound(self, timeout: float) -> None:
+        """Wait until the kernel has let go of the engine's queues: a process can be gone
+        a few milliseconds before its sockets are."""
+        config, _ = load_config(self.config_path)
+        queues = {config.dataplane.queue, config.dataplane.reset_queue}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = subprocess.run(  # noqa: S603 - an argument list of fixed tools
+                in_namespace(processes.tool("ip"), self.plan.gateway_ns,
+                             ["cat", "/proc/net/netfilter/nfnetlink_queue"]),
+                capture_output=True, text=True, check=False,
+            )
+            if proc.returncode != 0 or not queues & processes.bound_queues(proc.stdout):
+                return
+            time.sleep(0.005)
 
     def engine_pid(self) -> int | None:
         record = load_record(self.paths)

@@ -19,6 +19,7 @@ IO boundary: ``marks``, ``render``, ``Snapshot``/``compare``, ``choose_backend``
 from gatewayd.netfilter.apply import (
     apply,
     flush,
+    forget_denied,
     live_digest,
     show,
     show_json,
@@ -87,6 +88,7 @@ __all__ = [
     "expected_snapshot",
     "flows",
     "flush",
+    "forget_denied",
     "live_digest",
     "parse_queue_stats",
     "probe_capabilities",

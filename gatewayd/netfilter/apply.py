@@ -138,3 +138,10 @@ def _objects(doc: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     if not isinstance(items, list):
         raise NetfilterError("nft printed JSON without an nftables list")
     return [item[kind] for item in items if isinstance(item, dict) and kind in item]
+
+
+def forget_denied() -> None:
+    """Empty the sets of denied UDP flows, so that a change of leases or policy decides
+    their next datagrams afresh. A missing table is not an error (nothing to forget)."""
+    if table_present():
+        nft("flush set inet clawgress denied4; flush set inet clawgress denied6")

@@ -1,11 +1,11 @@
 """Is the live ruleset still the one we applied?
 
 After ``apply`` the engine takes a ``Baseline``: the live table as ``nft -j`` lists it,
-normalized (no handles, no counter values, no elements of the dynamic ``flood4``/``flood6``
-sets), plus the xtables rules the render added. ``check_drift(baseline)`` lists the table
-again and says what changed: the table is gone, a chain or set appeared, vanished or
-changed, rules were removed, added or altered, or our xtables rules are missing. The engine
-calls it periodically, re-applies and audits.
+normalized (no handles, no counter values, no elements of the dynamic sets: ``flood4``,
+``flood6``, ``denied4``, ``denied6``), plus the xtables rules the render added.
+``check_drift(baseline)`` lists the table again and says what changed: the table is gone,
+a chain or set appeared, vanished or changed, rules were removed, added or altered, or our
+xtables rules are missing. The engine calls it periodically, re-applies and audits.
 
 ``Snapshot.from_nft_json`` and ``compare`` are pure; ``snapshot``, ``take_baseline`` and
 ``check_drift`` read the kernel of the calling thread's network namespace.
@@ -25,7 +25,7 @@ from gatewayd.netfilter.errors import NetfilterError
 from gatewayd.netfilter.render import TABLE, Ruleset, XtablesRule
 
 # Sets the kernel fills at run time: their elements are state, not configuration.
-DYNAMIC_SETS = frozenset({"flood4", "flood6"})
+DYNAMIC_SETS = frozenset({"flood4", "flood6", "denied4", "denied6"})
 _VOLATILE_KEYS = frozenset({"handle", "family", "table"})
 
 

@@ -33,6 +33,13 @@ _PROTOCOLS = {6: "tcp", 17: "udp"}
 
 NO_L7 = "the L7 engine is not running here, so flows to inspect are refused"
 
+# While a UDP flow's first datagram waits for its verdict, its next datagrams arrive as new
+# flows too (their conntrack entries are not confirmed yet), and a denied UDP flow is never
+# confirmed at all. The decider remembers UDP verdicts this long, so one flow is one
+# decision and one audit record.
+UDP_REPEAT_S = 2.0
+MAX_REMEMBERED = 65536
+
 
 class FlowVerdict(NamedTuple):
     """What to do with a queued packet — the mark to set, then accept — and why.
@@ -53,6 +60,9 @@ class FlowVerdict(NamedTuple):
     # For refusals decided before the policy (no decision): why, and a flag naming it.
     refusal: tuple[str, str] | None = None
     l7_refused: bool = False
+    # A later datagram of a UDP flow this decider decided a moment ago: same verdict, and
+    # no second audit record.
+    repeat: bool = False
 
     @property
     def agent_id(self) -> str | None:
@@ -110,6 +120,7 @@ class Decider:
         self.interfaces = interfaces
         self.gateway = gateway
         self.l7_available = l7_available
+        self._udp: dict[tuple[int, bytes, int, bytes, int], tuple[float, FlowVerdict]] = {}
 
     def decide(self, payload: bytes, mark: int, indev: int, now: float) -> FlowVerdict:
         iface = self.interfaces.get(indev)
@@ -121,6 +132,24 @@ class Decider:
         if protocol is None or packet.fragment == "later":
             return self._refuse(mark, now, iface, "not the first packet of a TCP or UDP flow",
                                 "not-a-flow", packet)
+        key = None
+        if protocol == "udp":
+            key = (indev, packet.src, packet.sport, packet.dst, packet.dport)
+            seen = self._udp.get(key)
+            if seen is not None and now < seen[0]:
+                first = seen[1]
+                return first._replace(mark=self.marks.stamp(mark, first.state), now=now,
+                                      repeat=True)
+        verdict = self._decide(packet, protocol, iface, mark, now)
+        if key is not None:
+            if len(self._udp) >= MAX_REMEMBERED:
+                self._udp.clear()
+            self._udp[key] = (now + UDP_REPEAT_S, verdict)
+        return verdict
+
+    def _decide(
+        self, packet: Packet, protocol: str, iface: str | None, mark: int, now: float
+    ) -> FlowVerdict:
         identity = (
             self.leases.identity_for(packet.src, iface, now) if iface is not None else None
         )

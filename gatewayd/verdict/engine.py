@@ -39,6 +39,7 @@ from gatewayd.netfilter import (
     apply,
     check_drift,
     end_flows,
+    forget_denied,
     read_queue_stats,
     render_ruleset,
     select_backend,
@@ -140,6 +141,11 @@ class VerdictEngine:
             return False
         before = self.decider
         self.load(now, leases=leases_changed, policy=policy_changed)
+        if self.manage_rules:
+            try:
+                await asyncio.to_thread(forget_denied)
+            except ClawgressError as exc:
+                log.error("cannot forget denied UDP flows: %s", exc)
         if policy_changed or before is None:
             await self.end_denied_flows(now)
             return True
@@ -193,14 +199,31 @@ class VerdictEngine:
         ended = await asyncio.to_thread(end_flows, chosen, self.marks)
         for e in endings:
             f = e.flow
+            agent_id, reason = e.agent_id, e.reason
+            if agent_id is None:
+                agent_id, reason = self._former_holder(str(f.src), now, reason)
             self.audit.append(AuditEvent("flow.ended", now, {
                 "src_ip": str(f.src), "src_port": f.sport, "dst_ip": str(f.dst),
                 "dst_port": f.dport, "protocol": {6: "tcp", 17: "udp"}.get(f.protocol),
-                "agent_id": e.agent_id, "reason": e.reason, "gateway": self.config.gateway.name,
+                "agent_id": agent_id, "reason": reason, "gateway": self.config.gateway.name,
             }))
         self.counters["flows_ended"] += ended
         log.info("ended %d flows", ended)
         return ended
+
+    def _former_holder(self, ip: str, now: float, reason: str) -> tuple[str | None, str]:
+        """Whose flow it was when its lease is gone, and how the lease ended."""
+        try:
+            lease = self.registry.get_lease(ip, now, include_inactive=True)
+        except ClawgressError:
+            return None, reason
+        if lease.revoked_at is not None:
+            how = f"lease revoked ({lease.revoke_reason})"
+        elif lease.expires_at <= now:
+            how = "lease expired"
+        else:
+            how = "lease no longer on this interface"
+        return lease.agent_id, f"{reason}: {how}"
 
     # --- packets -----------------------------------------------------------------------
 
@@ -211,6 +234,9 @@ class VerdictEngine:
         verdict = decider.decide(pkt.get_payload(), pkt.get_mark(), pkt.indev, time.time())
         pkt.set_mark(verdict.mark)
         pkt.accept()
+        if verdict.repeat:
+            self.counters["verdict_repeat"] += 1
+            return
         # The packet is on its way; now the record.
         self.counters[_VERDICT_COUNTERS[verdict.state]] += 1
         self.audit.append(verdict.event())
@@ -268,11 +294,12 @@ class VerdictEngine:
         found = await asyncio.to_thread(check_drift, self._baseline)
         if found is None:
             return
-        log.warning("ruleset drift: %s; restoring", found)
+        what = found.describe()
+        log.warning("ruleset drift: %s; restoring", what)
         apply(self._ruleset)
         self._baseline = take_baseline(self._ruleset)
         self.counters["ruleset_restored"] += 1
-        self.audit.append(AuditEvent.now("ruleset.restored", drift=str(found),
+        self.audit.append(AuditEvent.now("ruleset.restored", drift=what,
                                          digest=self._ruleset.digest))
 
     # --- metrics -------------------------------------------------------------------------

@@ -112,3 +112,24 @@ def test_quarantined_agent_is_denied_and_says_why() -> None:
     fields = v.event().fields
     assert fields["agent_id"] == "bot-1" and fields["flags"] == ["quarantined"]
     assert fields["reason"] == "agent bot-1 is quarantined: exfiltration suspected"
+
+
+def test_a_udp_flow_is_one_decision_for_a_moment() -> None:
+    d = decider()
+    dns = bytes(IP(src="10.77.0.11", dst="10.78.0.53") / UDP(sport=5353, dport=53))
+    first = d.decide(dns, 0, 7, NOW)
+    again = d.decide(dns, 0x5, 7, NOW + 1)
+    assert not first.repeat and again.repeat
+    assert again.state is first.state is State.ALLOW
+    assert again.mark == MARKS.stamp(0x5, State.ALLOW)
+    later = d.decide(dns, 0, 7, NOW + 3)  # past the window: decided (and audited) again
+    assert not later.repeat
+    other_port = bytes(IP(src="10.77.0.11", dst="10.78.0.53") / UDP(sport=5354, dport=53))
+    assert not d.decide(other_port, 0, 7, NOW).repeat
+
+
+def test_tcp_connections_are_never_repeats() -> None:
+    d = decider()
+    pkt = syn("10.77.0.11", "10.78.0.10", 443)
+    assert not d.decide(pkt, 0, 7, NOW).repeat
+    assert not d.decide(pkt, 0, 7, NOW).repeat
