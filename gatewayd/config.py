@@ -152,6 +152,10 @@ class DataplaneSection(_Model):
     # agent cannot starve the others' verdicts; above it packets are dropped.
     new_flow_rate: int = Field(default=200, gt=0)
     new_flow_burst: int = Field(default=400, gt=0)
+    # Sources without a lease on their interface (unknown agents, addresses an agent added
+    # on its own) share this one budget: they are denied and audited, but cannot flood.
+    unleased_flow_rate: int = Field(default=20, gt=0)
+    unleased_flow_burst: int = Field(default=40, gt=0)
     # Kernel queue length: packets waiting for a verdict beyond it are dropped (and
     # counted); a dropped first packet is retransmitted by the client, never let through.
     queue_max_len: int = Field(default=4096, gt=0, le=1_048_576)

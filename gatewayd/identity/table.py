@@ -57,6 +57,10 @@ class LeaseTable:
             return None
         return entry[0]
 
+    def bindings(self, now: float) -> list[tuple[bytes, str]]:
+        """Every (packed address, interface) bound at ``now``."""
+        return [key for key, (_, expires_at) in self._entries.items() if now < expires_at]
+
     def withdrawn(self, newer: LeaseTable, now: float) -> set[bytes]:
         """Source addresses (packed) whose binding here no longer holds in ``newer``: the
         lease is gone or now resolves to another identity. Flows from anywhere else are

@@ -23,6 +23,7 @@ from gatewayd.netfilter.apply import (
     live_digest,
     show,
     show_json,
+    sync_leased,
     table_present,
     tagged_xtables_rules,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "show",
     "show_json",
     "snapshot",
+    "sync_leased",
     "table_present",
     "tagged_xtables_rules",
     "take_baseline",

@@ -9,6 +9,7 @@ host is touched. Applying the same ruleset twice leaves the same state.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
 import shlex
@@ -145,3 +146,25 @@ def forget_denied() -> None:
     their next datagrams afresh. A missing table is not an error (nothing to forget)."""
     if table_present():
         nft("flush set inet clawgress denied4; flush set inet clawgress denied6")
+
+
+def sync_leased(bindings: Iterable[tuple[bytes, str]]) -> None:
+    """Make the ``leased4``/``leased6`` sets hold exactly ``bindings`` (packed address,
+    interface), in one transaction. A missing table is not an error."""
+    if not table_present():
+        return
+    v4: list[str] = []
+    v6: list[str] = []
+    for address, iface in bindings:
+        text = _element(address, iface)
+        (v4 if len(address) == 4 else v6).append(text)
+    commands = ["flush set inet clawgress leased4", "flush set inet clawgress leased6"]
+    for name, elements in (("leased4", v4), ("leased6", v6)):
+        for start in range(0, len(elements), 1000):
+            chunk = ", ".join(elements[start:start + 1000])
+            commands.append(f"add element inet clawgress {name} {{ {chunk} }}")
+    nft("\n".join(commands) + "\n")
+
+
+def _element(address: bytes, iface: str) -> str:
+    return f'{ipaddress.ip_address(address)} . "{iface}"'

@@ -1,8 +1,9 @@
 """Is the live ruleset still the one we applied?
 
 After ``apply`` the engine takes a ``Baseline``: the live table as ``nft -j`` lists it,
-normalized (no handles, no counter values, no elements of the dynamic sets: ``flood4``,
-``flood6``, ``denied4``, ``denied6``), plus the xtables rules the render added.
+normalized (no handles, no counter values, no elements of the sets that change at run
+time: ``flood4``, ``flood6``, ``denied4``, ``denied6``, ``leased4``, ``leased6``), plus
+the xtables rules the render added.
 ``check_drift(baseline)`` lists the table again and says what changed: the table is gone,
 a chain or set appeared, vanished or changed, rules were removed, added or altered, or our
 xtables rules are missing. The engine calls it periodically, re-applies and audits.
@@ -25,7 +26,8 @@ from gatewayd.netfilter.errors import NetfilterError
 from gatewayd.netfilter.render import TABLE, Ruleset, XtablesRule
 
 # Sets the kernel fills at run time: their elements are state, not configuration.
-DYNAMIC_SETS = frozenset({"flood4", "flood6", "denied4", "denied6"})
+# Sets whose elements change at run time: the kernel (flood, denied) or the engine (leased).
+DYNAMIC_SETS = frozenset({"flood4", "flood6", "denied4", "denied6", "leased4", "leased6"})
 _VOLATILE_KEYS = frozenset({"handle", "family", "table"})
 
 

@@ -180,6 +180,8 @@ def _values(config: Config, marks: Marks, backend: Backend) -> dict[str, str]:
         "antispoof_rules": "\n".join(f"\t\t{line}" for line in antispoof_rules(ifaces)),
         "rate": str(dp.new_flow_rate),
         "burst": str(dp.new_flow_burst),
+        "unleased_rate": str(dp.unleased_flow_rate),
+        "unleased_burst": str(dp.unleased_flow_burst),
         "queue_statement": f"\t\tqueue num {dp.queue} bypass" if native else "",
         "reset_statement": f"\t\tqueue num {dp.reset_queue} bypass" if native else "",
         "state_mask": _hex(marks.state_mask),

@@ -43,6 +43,7 @@ from gatewayd.netfilter import (
     read_queue_stats,
     render_ruleset,
     select_backend,
+    sync_leased,
     take_baseline,
 )
 from gatewayd.netfilter.conntrack_listing import list_flows
@@ -143,9 +144,11 @@ class VerdictEngine:
         self.load(now, leases=leases_changed, policy=policy_changed)
         if self.manage_rules:
             try:
+                if leases_changed:
+                    await self.sync_leased(now)
                 await asyncio.to_thread(forget_denied)
             except ClawgressError as exc:
-                log.error("cannot forget denied UDP flows: %s", exc)
+                log.error("cannot update the ruleset's sets: %s", exc)
         if policy_changed or before is None:
             await self.end_denied_flows(now)
             return True
@@ -276,10 +279,17 @@ class VerdictEngine:
 
     # --- rules ---------------------------------------------------------------------------
 
+    async def sync_leased(self, now: float) -> None:
+        """Give the ruleset the current leases (their sources get a flood budget each)."""
+        assert self.decider is not None
+        await asyncio.to_thread(sync_leased, self.decider.leases.bindings(now))
+
     def apply_rules(self) -> str:
         choice = select_backend(self.config)
         ruleset = render_ruleset(self.config, choice.backend)
         apply(ruleset)
+        if self.decider is not None:
+            sync_leased(self.decider.leases.bindings(time.time()))
         self._baseline = take_baseline(ruleset)
         self._ruleset = ruleset
         self.audit.append(AuditEvent.now("ruleset.applied", backend=choice.backend,
@@ -297,6 +307,8 @@ class VerdictEngine:
         what = found.describe()
         log.warning("ruleset drift: %s; restoring", what)
         apply(self._ruleset)
+        if self.decider is not None:
+            await self.sync_leased(time.time())
         self._baseline = take_baseline(self._ruleset)
         self.counters["ruleset_restored"] += 1
         self.audit.append(AuditEvent.now("ruleset.restored", drift=what,

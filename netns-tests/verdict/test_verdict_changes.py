@@ -169,7 +169,6 @@ def test_a_policy_that_now_denies_ends_flows_within_a_second(
     assert_cut(download, published, "policy now denies")
     ended = cursor.wait("flow.ended", src_port=download.local_port)
     assert ended["agent_id"] == "researcher"
-    assert "lease revoked" in ended["reason"]
     assert ended["reason"].startswith("policy now denies it")
     assert "api.openai.com is closed by the test" in ended["reason"]
 

@@ -24,12 +24,13 @@ from verdict_support import (
     A1,
     AF,
     AT_ONCE_S,
-    EXAMPLE,
     FAMILIES,
     GITHUB,
     NEW_FLOW_BURST,
     NEW_FLOW_RATE,
     PASTEBIN,
+    UNLEASED_BURST,
+    UNLEASED_RATE,
     Gateway,
 )
 
@@ -104,7 +105,7 @@ def test_a_flood_is_limited_per_source_and_others_keep_working(
     # Over-limit packets are dropped by the flood limiter, or, for datagrams of UDP flows
     # already denied, refused just before it by the "denied before" rule.
     def kernel_drops() -> int:
-        return (gateway.rule_counter("classify", "flood")
+        return (gateway.rule_counter("leased", "flood")
                 + gateway.rule_counter("classify", "denied before"))
 
     flood_drops = kernel_drops()
@@ -137,19 +138,25 @@ def test_a_flood_is_limited_per_source_and_others_keep_working(
 
 
 def test_an_overflowing_queue_drops_and_the_drops_are_exported(gateway: Gateway) -> None:
-    """16 addresses of a1's subnet (each a source of its own for the per-source limit)
-    send bursts while the engine is paused: the queue fills to its length and the kernel
-    drops the rest. Nothing passes without a verdict, the engine catches up, and the
-    metrics file shows the kernel's drop counters."""
+    """16 addresses of a1's subnet, each leased to a1's agent (so each is a source with a
+    flood budget of its own), send bursts to a denied destination while the engine is
+    paused: the queue fills to its length and the kernel drops the rest. Nothing passes
+    without a verdict, the engine catches up, and the metrics file shows the kernel's drop
+    counters."""
     sources = [f"fd77::1:{i:x}" for i in range(1, 17)]
     drops = gateway.queue_drops()
     with contextlib.ExitStack() as stack:
         for source in sources:
             stack.enter_context(extra_address(gateway.ns("a1"), f"{source}/64"))
+            gateway.clawgress("lease", "grant", source, "--agent", "researcher")
+            stack.callback(gateway.clawgress, "lease", "revoke", source)
+        wait_for("the engine to give the ruleset the new leases",
+                 lambda: all(s in gateway.nft("list", "set", "inet", "clawgress", "leased6")
+                             for s in sources), timeout=3)
         upstream = stack.enter_context(
-            counting_listener(gateway.ns("up"), EXAMPLE[6], 9050, socket.SOCK_DGRAM))
+            counting_listener(gateway.ns("up"), PASTEBIN[6], 9050, socket.SOCK_DGRAM))
         with gateway.engine_paused():
-            with flooding(gateway, 6, "udp", EXAMPLE[6], sources):
+            with flooding(gateway, 6, "udp", PASTEBIN[6], sources):
                 time.sleep(0.5)
             wait_for("a full queue", lambda: gateway.queue_drops()[0] > drops[0], timeout=3)
             full = gateway.queue_stats()[0]
@@ -168,3 +175,38 @@ def test_an_overflowing_queue_drops_and_the_drops_are_exported(gateway: Gateway)
     assert metrics['clawgress_queue_depth{queue="verdict"}'] == 0
     # Still working for everyone else.
     assert curl(gateway.lab, "a2", f"https://{GITHUB[4]}/").status == 200
+
+
+def test_addresses_an_agent_adds_share_one_small_budget(gateway: Gateway) -> None:
+    """An agent that adds addresses of its subnet to its interface (anti-spoofing admits
+    the whole subnet) does not get a flood budget per address: sources without a lease on
+    their interface share the one ``unleased`` budget, so 16 extra addresses flooding
+    reach the queue at that shared rate, while a2 keeps working."""
+    sources = [f"fd77::2:{i:x}" for i in range(1, 17)]
+    # Over-budget packets are dropped by the shared limiter, or, once a flow was denied,
+    # refused just before it by the "denied before" rule.
+    def kernel_drops() -> int:
+        return (gateway.rule_counter("classify", "unleased")
+                + gateway.rule_counter("classify", "denied before"))
+
+    unleased = kernel_drops()
+    queued = gateway.queued()
+    url = f"https://{url_host(GITHUB[4])}/"
+    legit = []
+    with contextlib.ExitStack() as stack:
+        for source in sources:
+            stack.enter_context(extra_address(gateway.ns("a1"), f"{source}/64"))
+        with flooding(gateway, 6, "udp", PASTEBIN[6], sources) as flood:
+            time.sleep(0.3)
+            deadline = time.monotonic() + FLOOD_S
+            while time.monotonic() < deadline:
+                legit.append(curl(gateway.lab, "a2", url))
+    queued = gateway.queued() - queued
+    unleased = kernel_drops() - unleased
+    shared = UNLEASED_RATE * flood.elapsed + UNLEASED_BURST
+    assert flood.sent > 10 * shared, f"only {flood.sent} packets in {flood.elapsed:.1f}s"
+    assert unleased > flood.sent - shared - 100
+    assert queued <= shared + len(legit) + 50, f"{queued} queued, shared budget {shared:.0f}"
+    assert legit, "no request from a2 during the flood"
+    assert all(r.status == 200 for r in legit)
+    assert max(r.elapsed for r in legit) < AT_ONCE_S

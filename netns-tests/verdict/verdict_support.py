@@ -78,6 +78,8 @@ AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 RELOAD_S = 0.25
 DRIFT_CHECK_S = 2.0
 NEW_FLOW_RATE, NEW_FLOW_BURST = 200, 400
+# Sources without a lease on their interface share one budget (the defaults).
+UNLEASED_RATE, UNLEASED_BURST = 20, 40
 # "At once": a reset or an unreachable, not a timeout or a retransmission.
 AT_ONCE_S = 0.5
 # Changes (a lease, a policy) reach established flows within this.

@@ -202,3 +202,14 @@ def test_withdrawn_names_sources_whose_binding_changed() -> None:
     assert old.withdrawn(new, now) == {address_key("10.0.0.2"), address_key("10.0.0.3"),
                                        address_key("10.0.0.4")}
     assert old.withdrawn(old, 1_600.0) == {address_key("10.0.0.4")}  # expired
+
+
+def test_bindings_are_the_active_address_interface_pairs() -> None:
+    now = 1_000.0
+    who = Identity("a", "t", "p", "e")
+    pairs = [(Lease(1, "10.0.0.1", "wl0", "a", 0.0, 2_000.0), who),
+             (Lease(2, "fd00::1", "wl1", "a", 0.0, 1_500.0), who)]
+    table = LeaseTable.build(pairs, generation=1, now=now)
+    assert sorted(table.bindings(now)) == sorted([(address_key("10.0.0.1"), "wl0"),
+                                                  (address_key("fd00::1"), "wl1")])
+    assert table.bindings(1_600.0) == [(address_key("10.0.0.1"), "wl0")]
