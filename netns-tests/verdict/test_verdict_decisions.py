@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,38 @@ def test_every_verdict_writes_one_audit_event_with_its_fields(
     counted = sum(v - metrics_before.get(k, 0) for k, v in metrics_after.items()
                   if k.startswith('clawgress_engine_events_total{event="verdict_'))
     assert (queued, counted, audited) == (len(flows),) * 3
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_new_connection_on_a_reset_flows_ports_gets_its_own_verdict(
+    gateway: Gateway, family: int
+) -> None:
+    """A connection the server resets leaves its conntrack entry (marked *allow*) for a
+    while, and conntrack lets a new SYN from the same address and port to the same
+    destination reopen that entry, mark and all. It is a new flow all the same: its SYN
+    is queued, decided and audited, not carried by the old flow's verdict."""
+    cursor = gateway.cursor()
+    port = next_local_port()
+    af = socket.AF_INET6 if family == 6 else socket.AF_INET
+    accepted = []
+    with gateway.ns("up").socket(af, socket.SOCK_STREAM) as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((EXAMPLE[family], 9031))
+        server.listen(8)
+        server.settimeout(3)
+        for _ in range(3):
+            with gateway.ns("a1").socket(af, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.settimeout(2)
+                sock.bind((A1[family], port))
+                sock.connect((EXAMPLE[family], 9031))
+                conn, _ = server.accept()
+                accepted.append(conn)
+                # The server resets the connection.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+                time.sleep(0.1)
+    assert len(accepted) == 3
+    events = cursor.settled("flow.verdict", 3, src_port=port)
+    assert len(events) == 3, f"3 connections on one tuple, {len(events)} verdicts"
+    assert {e["action"] for e in events} == {"allow"}

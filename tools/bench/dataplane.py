@@ -161,12 +161,14 @@ class Bench:
 
     def setup(self) -> None:
         lab = self.lab
-        # Raise the per-source flood limit: the benchmark's one agent opens thousands of
-        # flows a second on purpose.
+        # Raise the flood limits: the benchmark's one agent opens thousands of flows a
+        # second on purpose. The shared budget of unleased sources too: with the accept-all
+        # handler no engine fills the ruleset's set of leased sources.
         path = lab.config_path
         data = yaml.safe_load(path.read_text())
         data.setdefault("dataplane", {}).update(
-            {"new_flow_rate": BENCH_FLOW_RATE, "new_flow_burst": BENCH_FLOW_BURST})
+            {"new_flow_rate": BENCH_FLOW_RATE, "new_flow_burst": BENCH_FLOW_BURST,
+             "unleased_flow_rate": BENCH_FLOW_RATE, "unleased_flow_burst": BENCH_FLOW_BURST})
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         agent = lab.agent_address(1)
         self.clawgress("agent", "add", AGENT, "--team", "bench", "--project", "dataplane",
@@ -456,7 +458,8 @@ class Bench:
             f" measured after {s.flood_warmup_s:g} s; paced: 80% of that round's clawgress"
             f" rate for {s.paced_s:g} s; drops: nfnetlink_queue queue_dropped + user_dropped"
             " of the verdict queue (totals over rounds; spread per round)",
-            f"the per-source new-flow limit before the queue (dataplane.new_flow_rate) is"
+            f"the new-flow limits before the queue (dataplane.new_flow_rate and"
+            f" unleased_flow_rate) are"
             f" raised to {BENCH_FLOW_RATE}/s (burst {BENCH_FLOW_BURST}) in the lab's"
             " gateway.yaml, so the engine is measured, not the limit",
             f"bulk: iperf3, one TCP flow, {s.bulk_s} s after 1 s omitted; the round's figure is"
