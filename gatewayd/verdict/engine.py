@@ -53,6 +53,7 @@ from gatewayd.policy.activation import ActivePolicy, load_active
 from gatewayd.store import Store, open_store
 from gatewayd.verdict.decide import Decider
 from gatewayd.verdict.flows import flows_to_end
+from gatewayd.verdict.metrics import render_metrics
 
 log = logging.getLogger("clawgress.engine")
 
@@ -318,28 +319,11 @@ class VerdictEngine:
 
     def write_metrics(self, path: Path) -> None:
         dp = self.config.dataplane
-        lines = [
-            "# HELP clawgress_queue_depth Packets waiting in an NFQUEUE for a verdict.",
-            "# TYPE clawgress_queue_depth gauge",
-        ]
-        stats = read_queue_stats()
-        for name, number in (("verdict", dp.queue), ("reset", dp.reset_queue)):
-            st = stats.get(number)
-            if st is not None:
-                lines.append(f'clawgress_queue_depth{{queue="{name}"}} {st.queue_total}')
-        lines += ["# HELP clawgress_queue_dropped_total Packets the kernel dropped from a"
-                  " full NFQUEUE.", "# TYPE clawgress_queue_dropped_total counter"]
-        for name, number in (("verdict", dp.queue), ("reset", dp.reset_queue)):
-            st = stats.get(number)
-            if st is not None:
-                lines.append(f'clawgress_queue_dropped_total{{queue="{name}"}} {st.drops}')
-        lines += ["# HELP clawgress_engine_events_total Verdicts, resets, reloads and flow"
-                  " endings.", "# TYPE clawgress_engine_events_total counter"]
-        for key, value in sorted(self.counters.items()):
-            lines.append(f'clawgress_engine_events_total{{event="{key}"}} {value}')
+        text = render_metrics(read_queue_stats(), {"verdict": dp.queue, "reset": dp.reset_queue},
+                              self.counters)
         tmp = path.with_suffix(path.suffix + ".tmp")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text("\n".join(lines) + "\n")
+        tmp.write_text(text)
         tmp.replace(path)
 
     # --- the loop ------------------------------------------------------------------------
