@@ -1,7 +1,7 @@
 """Changes in the store reach the data plane without a restart: new flows are decided by
 the new policy and leases within a second, and established flows that the change denies
-(a revoked or expired lease, a policy that now denies them) end within a second, each
-ended flow audited as ``flow.ended``.
+(a revoked or expired lease, a quarantined agent, a policy that now denies them) end within
+a second, each ended flow audited as ``flow.ended``.
 
 Times are wall clock, taken after the CLI command returned (its own start-up is not
 counted), and compared with ``CUT_WITHIN_S``.
@@ -9,6 +9,7 @@ counted), and compared with ``CUT_WITHIN_S``.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from verdict_net import (
     curl,
     dns_query,
     exchange,
+    next_local_port,
     udp_socket,
     url_host,
     wait_for,
@@ -156,6 +158,64 @@ def test_a_flow_ended_by_a_revocation_names_its_agent(
     ended = cursor.wait("flow.ended", src_port=download.local_port)
     assert ended["agent_id"] == "researcher"
     assert "lease revoked" in ended["reason"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_quarantining_an_agent_ends_its_flows_and_denies_new_ones(
+    gateway: Gateway, downloads: list[Download], family: int
+) -> None:
+    """``clawgress agent quarantine``: the agent's established flows end within a second,
+    its new flows are denied with the quarantine's reason, other agents are untouched;
+    ``agent release`` lets it back in."""
+    cursor = gateway.cursor()
+    download = start_stream(gateway, downloads, family)
+    other = start_stream(gateway, downloads, family, agent="a2")
+    url = f"http://{url_host(OPENAI[family])}/"
+    try:
+        gateway.clawgress("agent", "quarantine", "researcher", "--reason",
+                          "uploads look like exfiltration")
+        quarantined = time.time()
+        assert_cut(download, quarantined, "quarantine")
+        ended = cursor.wait("flow.ended", src_port=download.local_port)
+        assert ended["agent_id"] == "researcher"
+        assert ended["reason"] == "agent quarantined: uploads look like exfiltration"
+        port = next_local_port()
+        refused = curl(gateway.lab, "a1", url, "--local-port", str(port))
+        assert refused.rc == 7
+        verdict = cursor.wait("flow.verdict", src_port=port)
+        assert (verdict["action"], verdict["agent_id"], verdict["flags"]) == (
+            "deny", "researcher", ["quarantined"])
+        assert verdict["reason"] == ("agent researcher is quarantined: uploads look like"
+                                     " exfiltration")
+        time.sleep(CUT_WITHIN_S)
+        assert other.ended_at is None
+    finally:
+        gateway.clawgress("agent", "release", "researcher")
+    first_time("the released agent to get through",
+               lambda: curl(gateway.lab, "a1", url).status == 200)
+
+
+def test_a_rule_whose_action_is_quarantine_quarantines_the_agent(
+    gateway: Gateway, downloads: list[Download]
+) -> None:
+    """A flow that meets a ``quarantine`` rule is denied, and the engine flags its agent in
+    the store: the agent's other flows end and its new ones are denied, until released."""
+    gateway.publish("listeners.yaml", "quarantine-paste.yaml")
+    cursor = gateway.cursor()
+    download = start_stream(gateway, downloads, 4)
+    try:
+        port = next_local_port()
+        assert curl(gateway.lab, "a1", "http://10.78.0.13/", "--local-port", str(port)).rc == 7
+        verdict = cursor.wait("flow.verdict", src_port=port)
+        assert (verdict["action"], verdict["rule_id"]) == ("quarantine", "paste-quarantines")
+        flagged = cursor.wait("agent.quarantined", agent_id="researcher")
+        assert flagged["reason"].startswith("rule verdict-tests-quarantine/paste-quarantines")
+        assert_cut(download, time.time(), "quarantine by a rule")
+        shown = json.loads(gateway.clawgress("agent", "show", "researcher", "--json"))
+        assert shown["quarantine"]["reason"] == flagged["reason"]
+        assert curl(gateway.lab, "a1", f"http://{url_host(OPENAI[4])}/").rc == 7
+    finally:
+        gateway.clawgress("agent", "release", "researcher")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
