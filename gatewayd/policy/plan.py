@@ -179,7 +179,9 @@ class Plan:
         ordered = _ranked(sources)
         shadow: Decision | None = None
         seen: set[int] = set()
-        guard_skipped = False
+        # Rules held back by the guard on a way that does not name it; one that is judged
+        # on another way (which names it) was not held back after all.
+        held_back: set[int] = set()
         decided: Decision | None = None
         for entry in ordered:
             rule = entry.rule
@@ -193,7 +195,7 @@ class Plan:
                                   " decided"))
                 continue
             if guarded is not None and rule.admitting and not guarded.named_by(entry.target):
-                guard_skipped = True
+                held_back.add(id(rule))
                 if steps is not None:
                     steps.append(Step(rule, entry.via, "skipped",
                                       f"destination is guarded ({guarded.kind}) and the rule"
@@ -202,6 +204,7 @@ class Plan:
             # A rule may match several ways (a host and a CIDR); it is judged once, on its
             # best-ranked way that is not held back by the guard.
             seen.add(id(rule))
+            held_back.discard(id(rule))
             if rule.plain:
                 outcome, why = Outcome.MATCH, ""
             else:
@@ -227,7 +230,7 @@ class Plan:
                 steps.append(Step(rule, entry.via, "decided", why or "all conditions match"))
         if decided is not None:
             return decided
-        return self._no_match(guarded, guard_skipped, shadow)
+        return self._no_match(guarded, bool(held_back), shadow)
 
     def _no_match(
         self, guarded: GuardHit | None, guard_skipped: bool, shadow: Decision | None

@@ -461,3 +461,12 @@ def test_memo_is_bounded() -> None:
     for port in range(1, 50):
         assert plan.evaluate(req("a.com", port=port)).action is Action.ALLOW
         assert len(plan._memo) <= 10
+
+
+def test_a_rule_that_names_the_guard_but_fails_a_condition_is_not_held_back_by_it() -> None:
+    plan = compile_yaml(policy(
+        "    - {id: r, action: allow, destination: {hosts: [a.com], cidrs: [127.0.0.0/8],"
+        " protocol: tcp}}\n"))
+    d = plan.evaluate(req("a.com", ip="127.0.0.1", protocol="udp"))
+    assert d.reason == "no rule matched; default deny"
+    assert d.flags == ("guarded:loopback",)
