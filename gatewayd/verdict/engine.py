@@ -85,7 +85,10 @@ class VerdictEngine:
 
     # --- state -------------------------------------------------------------------------
 
-    def _resolve_interfaces(self) -> None:
+    def _resolve_interfaces(self) -> bool:
+        """Map the workload interfaces' indexes to their names (in place: the decider holds
+        this dict). Interfaces may appear, or be re-created with a new index, at any time;
+        returns whether the map changed."""
         found = {}
         for iface in self.config.workload.interfaces:
             try:
@@ -93,7 +96,11 @@ class VerdictEngine:
             except OSError:
                 if iface.name not in self.interfaces.values():
                     log.warning("workload interface %s does not exist (yet)", iface.name)
-        self.interfaces = found
+        if found == self.interfaces:
+            return False
+        self.interfaces.clear()
+        self.interfaces.update(found)
+        return True
 
     def load(self, now: float, *, leases: bool = True, policy: bool = True) -> None:
         """Rebuild the lease table and/or the plan from the store.
@@ -136,6 +143,8 @@ class VerdictEngine:
         self.counters["reloads"] += 1
 
     async def reload_if_changed(self, now: float) -> bool:
+        if self._resolve_interfaces():
+            log.info("workload interfaces: %s", self.interfaces)
         identity, policy = self.store.generation(IDENTITY), self.store.generation(POLICY)
         leases_changed = identity != self._generations[0] or now >= self._next_expiry
         policy_changed = policy != self._generations[1]
@@ -232,10 +241,19 @@ class VerdictEngine:
     # --- packets -----------------------------------------------------------------------
 
     def on_packet(self, pkt: Any) -> None:
-        """A packet of an undecided flow: decide, stamp, accept, audit."""
+        """A packet of an undecided flow: decide, stamp, accept, audit.
+
+        A packet never stays without a verdict: should deciding fail (a bug), it is stamped
+        *deny*, the failure logged and audited, and the engine goes on.
+        """
         decider = self.decider
         assert decider is not None
-        verdict = decider.decide(pkt.get_payload(), pkt.get_mark(), pkt.indev, time.time())
+        try:
+            verdict = decider.decide(pkt.get_payload(), pkt.get_mark(), pkt.indev,
+                                     time.time())
+        except Exception as exc:  # fail closed, and keep deciding the others
+            self._failed(pkt, exc)
+            return
         pkt.set_mark(verdict.mark)
         pkt.accept()
         if verdict.repeat:
@@ -247,6 +265,17 @@ class VerdictEngine:
         decision = verdict.decision
         if decision is not None and decision.action is Action.QUARANTINE:
             self.quarantine(verdict.agent_id, decision)
+
+    def _failed(self, pkt: Any, exc: Exception) -> None:
+        pkt.set_mark(self.marks.stamp(pkt.get_mark(), State.DENY))
+        pkt.accept()
+        self.counters["verdict_failed"] += 1
+        log.exception("deciding a packet failed; denied")
+        self.audit.append(AuditEvent.now(
+            "flow.verdict", action="deny", state="deny", flags=["engine-error"],
+            reason=f"the engine failed to decide: {type(exc).__name__}",
+            gateway=self.config.gateway.name, layer="l4",
+        ))
 
     def quarantine(self, agent_id: str | None, decision: Decision) -> None:
         """A rule said quarantine: flag the agent in the store (the next reload ends its
