@@ -6,7 +6,12 @@ flags and sequence numbers, header offsets and fragment position. It raises ``Pa
 for anything it does not accept and nothing else, whatever the bytes. ``flow_key`` gives
 the hashable 5-tuple caches and logs use. ``tcp_reset_for`` rewrites a reply packet of a
 denied TCP flow into a RST toward the agent, with fresh checksums (``checksum``,
-``pseudo_header_sum``).
+``pseudo_header_sum``). ``parse_dns_message`` reads the DNS messages agents exchange (over
+TCP once ``split_tcp_dns`` has framed them) for the names, addresses and TTLs they resolve,
+and ``build_negative_answer`` writes the NXDOMAIN or REFUSED reply for a name policy denies.
+``parse_client_hello`` reads a TLS client's first bytes, as they arrive, into a
+``ClientHello`` (SNI, ALPN, versions, offers) once it is complete, ``None`` until then, and
+``ja4`` fingerprints it.
 
 IO boundary: none. This component is pure: it takes bytes and returns values, and the
 NFQUEUE shell that receives packets and issues verdicts calls into it.
@@ -18,7 +23,36 @@ from gatewayd.packets.checksum import (
     pseudo_header_sum,
     transport_checksum,
 )
+from gatewayd.packets.dns import (
+    DNS_CLASS_IN,
+    DNS_RCODE_NOERROR,
+    DNS_RCODE_NXDOMAIN,
+    DNS_RCODE_REFUSED,
+    DNS_TYPE_A,
+    DNS_TYPE_AAAA,
+    DNS_TYPE_CNAME,
+    DNS_TYPE_OPT,
+    DNS_TYPE_TXT,
+    MAX_CNAME_CHAIN,
+    MAX_DNS_MESSAGE_SIZE,
+    MAX_DNS_POINTER_JUMPS,
+    MAX_DNS_RECORDS_PER_SECTION,
+    MAX_DNS_TOTAL_RECORDS,
+    MAX_TCP_DNS_FRAME,
+    DnsFlags,
+    DnsMessage,
+    DnsName,
+    Edns,
+    EdnsOption,
+    Question,
+    Resolution,
+    ResourceRecord,
+    parse_dns_message,
+    split_tcp_dns,
+)
+from gatewayd.packets.dns_build import NegativeRcode, build_negative_answer
 from gatewayd.packets.ip import MAX_EXTENSION_HEADERS, parse_packet
+from gatewayd.packets.ja4 import Transport, ja4, ja4_raw
 from gatewayd.packets.packet import (
     FlowKey,
     Fragment,
@@ -28,6 +62,14 @@ from gatewayd.packets.packet import (
     format_address,
 )
 from gatewayd.packets.reset import tcp_reset_for
+from gatewayd.packets.tls import (
+    DEFAULT_MAX_CLIENT_HELLO,
+    MAX_CLIENT_HELLO_RECORDS,
+    ClientHello,
+    ClientHelloTooLarge,
+    is_grease,
+    parse_client_hello,
+)
 from gatewayd.packets.transport import (
     PROTO_TCP,
     PROTO_UDP,
@@ -44,7 +86,24 @@ from gatewayd.packets.transport import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_CLIENT_HELLO",
+    "DNS_CLASS_IN",
+    "DNS_RCODE_NOERROR",
+    "DNS_RCODE_NXDOMAIN",
+    "DNS_RCODE_REFUSED",
+    "DNS_TYPE_A",
+    "DNS_TYPE_AAAA",
+    "DNS_TYPE_CNAME",
+    "DNS_TYPE_OPT",
+    "DNS_TYPE_TXT",
+    "MAX_CLIENT_HELLO_RECORDS",
+    "MAX_CNAME_CHAIN",
+    "MAX_DNS_MESSAGE_SIZE",
+    "MAX_DNS_POINTER_JUMPS",
+    "MAX_DNS_RECORDS_PER_SECTION",
+    "MAX_DNS_TOTAL_RECORDS",
     "MAX_EXTENSION_HEADERS",
+    "MAX_TCP_DNS_FRAME",
     "PROTO_TCP",
     "PROTO_UDP",
     "TCP_ACK",
@@ -56,17 +115,36 @@ __all__ = [
     "TCP_RST",
     "TCP_SYN",
     "TCP_URG",
+    "ClientHello",
+    "ClientHelloTooLarge",
+    "DnsFlags",
+    "DnsMessage",
+    "DnsName",
+    "Edns",
+    "EdnsOption",
     "FlowKey",
     "Fragment",
     "IPAddress",
+    "NegativeRcode",
     "Packet",
+    "Question",
+    "Resolution",
+    "ResourceRecord",
+    "Transport",
+    "build_negative_answer",
     "checksum",
     "flow_key",
     "format_address",
+    "is_grease",
+    "ja4",
+    "ja4_raw",
     "ones_complement_sum",
+    "parse_client_hello",
+    "parse_dns_message",
     "parse_packet",
     "protocol_name",
     "pseudo_header_sum",
+    "split_tcp_dns",
     "tcp_reset_for",
     "transport_checksum",
 ]
