@@ -9,6 +9,8 @@ denied TCP flow into a RST toward the agent, with fresh checksums (``checksum``,
 ``pseudo_header_sum``). ``parse_dns_message`` reads the DNS messages agents exchange (over
 TCP once ``split_tcp_dns`` has framed them) for the names, addresses and TTLs they resolve,
 and ``build_negative_answer`` writes the NXDOMAIN or REFUSED reply for a name policy denies.
+``udp_reply_for`` wraps a payload (such as that reply) in a UDP packet answering the query's,
+and ``with_udp_payload`` replaces a UDP packet's payload, both with fresh lengths and checksums.
 ``parse_client_hello`` reads a TLS client's first bytes, as they arrive, into a
 ``ClientHello`` (SNI, ALPN, versions, offers) once it is complete, ``None`` until then, and
 ``ja4`` fingerprints it.
@@ -84,6 +86,7 @@ from gatewayd.packets.transport import (
     TCP_URG,
     protocol_name,
 )
+from gatewayd.packets.udp_build import udp_reply_for, with_udp_payload
 
 __all__ = [
     "DEFAULT_MAX_CLIENT_HELLO",
@@ -147,4 +150,6 @@ __all__ = [
     "split_tcp_dns",
     "tcp_reset_for",
     "transport_checksum",
+    "udp_reply_for",
+    "with_udp_payload",
 ]
