@@ -14,6 +14,16 @@ from gatewayd.lab.state import StatePaths
 HTTP_PORT = 80
 HTTPS_PORT = 443
 DNS_PORT = 53
+# More upstream listeners, for bypass tests: a DNS-over-TLS stand-in (TLS, answered like
+# 443), HTTPS and HTTP on non-standard ports, and UDP echo on QUIC's and DoQ's ports.
+DOT_PORT = 853
+ALT_HTTPS_PORT = 8443
+ALT_HTTP_PORT = 8080
+QUIC_PORT = 443
+DOQ_PORT = 853
+UPSTREAM_TCP_PORTS: tuple[int, ...] = (HTTP_PORT, HTTPS_PORT, DOT_PORT, ALT_HTTPS_PORT,
+                                       ALT_HTTP_PORT)
+UDP_ECHO_PORTS: tuple[int, ...] = (QUIC_PORT, DOQ_PORT)
 
 # Per namespace, before any link exists: forwarding on the gateway, and no IPv6 duplicate
 # address detection anywhere (addresses are usable at once; the lab assigns them all).
@@ -43,7 +53,8 @@ def sysctl_argv(sysctl: str, settings: Mapping[str, str]) -> list[str]:
 
 
 def dns_server_argv(plan: LabPlan, ttl: int, dnsmasq: str = "/usr/sbin/dnsmasq") -> list[str]:
-    """dnsmasq answering the lab names (A and AAAA) with ``ttl``, NXDOMAIN for the rest."""
+    """dnsmasq answering the lab names (A and AAAA) and the TXT-only names with ``ttl``,
+    NXDOMAIN for the rest (over UDP and TCP: answers over 512 bytes need TCP)."""
     if ttl < 0:
         raise ValueError("a DNS TTL is zero or more seconds")
     argv = [
@@ -63,6 +74,9 @@ def dns_server_argv(plan: LabPlan, ttl: int, dnsmasq: str = "/usr/sbin/dnsmasq")
     for name, endpoint in plan.dns_names.items():
         argv.append(f"--address=/{name}/{endpoint.v4}")
         argv.append(f"--address=/{name}/{endpoint.v6}")
+    for name, strings in plan.txt_records.items():
+        # dnsmasq splits the value at commas; the strings are plain [a-z0-9-].
+        argv.append(f"--txt-record={name},{','.join(strings)}")
     # Everything else does not exist (rather than REFUSED for want of an upstream server).
     argv.append("--address=/#/")
     return argv
@@ -73,6 +87,10 @@ def upstream_argv(python: str, plan: LabPlan, paths: StatePaths) -> list[str]:
         python, "-m", "gatewayd.lab.upstream",
         "--http-port", str(HTTP_PORT),
         "--https-port", str(HTTPS_PORT),
+        "--alt-http-port", str(ALT_HTTP_PORT),
+        "--alt-https-port", str(DOT_PORT),
+        "--alt-https-port", str(ALT_HTTPS_PORT),
+        *(a for port in UDP_ECHO_PORTS for a in ("--udp-echo-port", str(port))),
         "--cert", str(paths.upstream_cert),
         "--key", str(paths.upstream_key),
     ]

@@ -25,8 +25,8 @@ from gatewayd.config import FailMode, load_config
 from gatewayd.lab import processes, topology
 from gatewayd.lab.commands import (
     DNS_PORT,
-    HTTP_PORT,
-    HTTPS_PORT,
+    UDP_ECHO_PORTS,
+    UPSTREAM_TCP_PORTS,
     clawgress_argv,
     dns_server_argv,
     in_namespace,
@@ -40,7 +40,6 @@ from gatewayd.lab.plan import (
     DEFAULT_DNS_TTL,
     DEFAULT_PREFIX,
     DEFAULT_STATE_DIR,
-    UPSTREAM,
     Endpoint,
     LabPlan,
 )
@@ -138,8 +137,13 @@ class Lab:
 
     @property
     def addresses(self) -> dict[str, Endpoint]:
-        """Every name the lab DNS answers → its IPv4 and IPv6 address."""
+        """Every name the lab DNS answers with an address → its IPv4 and IPv6 address."""
         return self.plan.dns_names
+
+    @property
+    def txt_records(self) -> dict[str, tuple[str, ...]]:
+        """The lab DNS's TXT-only names → their character strings."""
+        return self.plan.txt_records
 
     def agent_address(self, index: int) -> Endpoint:
         return self.plan.agent_address(index)
@@ -209,19 +213,21 @@ class Lab:
         upstream = self._start(UPSTREAM_PROCESS, self.plan.upstream_ns,
                                upstream_argv(self.python, self.plan, self.paths))
         self._wait_ready(DNS, dns.pid, dns.start_time,
-                         lambda: processes.namespace_listens(dns.pid, DNS_PORT, udp=True))
+                         lambda: processes.namespace_listens(dns.pid, DNS_PORT, udp=True)
+                         and processes.namespace_listens(dns.pid, DNS_PORT))
         self._wait_ready(
             UPSTREAM_PROCESS, upstream.pid, upstream.start_time,
             lambda: all(processes.namespace_listens(upstream.pid, port)
-                        for port in (HTTP_PORT, HTTPS_PORT)),
+                        for port in UPSTREAM_TCP_PORTS)
+            and all(processes.namespace_listens(upstream.pid, port, udp=True)
+                    for port in UDP_ECHO_PORTS),
         )
 
     def _write_files(self) -> None:
-        served = self.plan.services
         pki = issue_lab_pki(
             self.prefix,
-            list(served),
-            [a for e in (*served.values(), UPSTREAM) for a in (e.v4, e.v6)],
+            self.plan.certificate_names,
+            self.plan.certificate_addresses,
             dt.datetime.now(dt.UTC),
         )
         key = generate_key()

@@ -10,7 +10,9 @@ Pure data derived from a prefix and an agent count; the IO shell builds exactly 
 
 Agent ``i`` has ``10.77.0.(10+i)`` and the IPv6 address whose last group reads the same
 (``fd77::11`` for agent 1); lab names get ``10.78.0.(10+k)`` and ``fd78::(10+k)`` the same
-way, in the order of ``LAB_NAMES``.
+way, in the order of ``LAB_NAMES``. The DNS server also answers names that point elsewhere
+(``metadata.lab``, ``cdn.lab``, ``rebind.lab``, ``gateway.lab``, ``private.lab``) and two
+TXT-only names (``tunnel.lab``, ``small.lab``), for bypass tests.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ DEFAULT_AGENTS = 3
 MAX_AGENTS = 99
 DEFAULT_DNS_TTL = 60
 
-# Names the lab's DNS server answers and the upstream serves (HTTP on 80, HTTPS on 443).
+# Names the lab's DNS server answers and the upstream serves (HTTP on 80 and 8080, HTTPS
+# on 443, 853 and 8443, UDP echo on 443 and 853), each on an address of its own. New names
+# go at the end: a name's place fixes its address.
 LAB_NAMES: tuple[str, ...] = (
     "api.openai.com",
     "api.anthropic.com",
@@ -37,10 +41,34 @@ LAB_NAMES: tuple[str, ...] = (
     "github.com",
     "raw.githubusercontent.com",
     "example.com",
+    # Public DNS-over-HTTPS resolvers (the upstream answers them like any lab name).
+    "cloudflare-dns.com",
+    "dns.google",
 )
+DOH_NAMES: tuple[str, ...] = ("cloudflare-dns.com", "dns.google")
 # A name that resolves to the cloud metadata addresses (nothing answers there): for
 # guard-class tests.
 METADATA_NAME = "metadata.lab"
+# A second name on example.com's address (two names, one address, as on a CDN).
+CDN_NAME = "cdn.lab"
+CDN_ORIGIN = "example.com"
+# DNS rebinding: a public-looking name that resolves to loopback.
+REBIND_NAME = "rebind.lab"
+# A name for the gateway's own uplink address.
+GATEWAY_NAME = "gateway.lab"
+# A name for a private address nothing in the lab owns.
+PRIVATE_NAME = "private.lab"
+# TXT-only names (no A or AAAA): a big answer (about 1,200 bytes, more than plain UDP DNS
+# carries: a DNS-tunnel stand-in) and a small one.
+TUNNEL_NAME = "tunnel.lab"
+SMALL_TXT_NAME = "small.lab"
+_TUNNEL_FILL = "abcdefghijklmnopqrstuvwxyz234567" * 8
+TXT_RECORDS: dict[str, tuple[str, ...]] = {
+    # Five character strings of 239 bytes: 1,200 bytes of record data with their lengths.
+    TUNNEL_NAME: tuple(f"chunk{i}-{_TUNNEL_FILL}"[:239] for i in range(5)),
+    # One string of 19 bytes: 20 bytes of record data.
+    SMALL_TXT_NAME: ("lab-small-txt-value",),
+}
 
 # Interface names inside the namespaces (the same in every lab: namespaces keep them apart).
 WORKLOAD_IFACE = "wl0"
@@ -77,6 +105,8 @@ GATEWAY_UPLINK = Endpoint.of("10.78.0.1", "fd78::1")
 UPSTREAM = Endpoint.of("10.78.0.2", "fd78::2")
 DNS_SERVER = Endpoint.of("10.78.0.53", "fd78::53")
 METADATA = Endpoint.of("169.254.169.254", "fd00:ec2::254")
+LOOPBACK = Endpoint.of("127.0.0.1", "::1")
+PRIVATE = Endpoint.of("192.168.77.7", "fd99::7")
 
 
 def _numbered(v4_net: IPv4Network, v6_net: IPv6Network, n: int) -> Endpoint:
@@ -183,8 +213,35 @@ class LabPlan:
 
     @property
     def dns_names(self) -> dict[str, Endpoint]:
-        """Every name the lab's DNS server answers (the services and ``metadata.lab``)."""
-        return {**self.services, METADATA_NAME: METADATA}
+        """Every name the lab's DNS server answers with A and AAAA: the services,
+        ``metadata.lab``, and the names that point at an address another name has or at
+        one the upstream does not serve (``cdn.lab``, ``rebind.lab``, ``gateway.lab``,
+        ``private.lab``). The TXT-only names are in ``txt_records``."""
+        services = self.services
+        return {
+            **services,
+            METADATA_NAME: METADATA,
+            CDN_NAME: services[CDN_ORIGIN],
+            REBIND_NAME: LOOPBACK,
+            GATEWAY_NAME: GATEWAY_UPLINK,
+            PRIVATE_NAME: PRIVATE,
+        }
+
+    @property
+    def txt_records(self) -> dict[str, tuple[str, ...]]:
+        """TXT-only name → its character strings (each at most 255 bytes)."""
+        return dict(TXT_RECORDS)
+
+    @property
+    def certificate_names(self) -> tuple[str, ...]:
+        """The names the upstream's certificate carries: every name with an address in
+        the lab DNS (the services first, so the first is the subject's common name)."""
+        return tuple(self.dns_names)
+
+    @property
+    def certificate_addresses(self) -> tuple[IPv4Address | IPv6Address, ...]:
+        """The addresses the upstream's certificate carries: the services' and its own."""
+        return tuple(a for e in (*self.services.values(), UPSTREAM) for a in (e.v4, e.v6))
 
     @property
     def upstream_addresses(self) -> tuple[Endpoint, ...]:

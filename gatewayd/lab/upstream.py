@@ -3,6 +3,11 @@
 Run as ``python -m gatewayd.lab.upstream --cert C --key K --service NAME=V4,V6 ...`` (the lab
 starts it in ``<prefix>-up``). One asyncio process; what to answer is decided by
 ``gatewayd.lab.upstream_http``, this module only moves bytes. Stops on SIGTERM or SIGINT.
+
+More listeners for bypass tests: ``--alt-http-port`` and ``--alt-https-port`` (repeatable)
+answer like 80 and 443 on other ports (the lab uses 8080, and 853 and 8443), and
+``--udp-echo-port`` (repeatable) sends every datagram back to its sender, on each service
+address (the lab uses 443 and 853: QUIC and DNS-over-QUIC stand-ins).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import logging
 import signal
 import ssl
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from gatewayd.lab.upstream_http import (
     BYTES_BLOCK,
@@ -135,6 +141,22 @@ def server_context(cert: str, key: str) -> ssl.SSLContext:
     return ctx
 
 
+async def start_server(
+    upstream: Upstream, port: int, tls: ssl.SSLContext | None, host: str | None = None
+) -> asyncio.Server:
+    """Listen on ``port`` of ``host`` (every address, IPv4 and IPv6, when None): HTTPS with
+    ``tls``, HTTP without."""
+    scheme = "https" if tls is not None else "http"
+
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await upstream.connection(r, w, scheme)
+
+    if tls is None:
+        return await asyncio.start_server(handle, host=host, port=port, backlog=BACKLOG)
+    return await asyncio.start_server(handle, host=host, port=port, ssl=tls, backlog=BACKLOG,
+                                      ssl_handshake_timeout=10)
+
+
 async def start_servers(
     upstream: Upstream,
     tls: ssl.SSLContext,
@@ -143,32 +165,79 @@ async def start_servers(
     host: str | None = None,
 ) -> tuple[asyncio.Server, asyncio.Server]:
     """Listen for HTTP and HTTPS on ``host`` (every address, IPv4 and IPv6, when None)."""
-
-    async def plain(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await upstream.connection(r, w, "http")
-
-    async def secure(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await upstream.connection(r, w, "https")
-
-    http = await asyncio.start_server(plain, host=host, port=http_port, backlog=BACKLOG)
-    https = await asyncio.start_server(secure, host=host, port=https_port, ssl=tls,
-                                       backlog=BACKLOG, ssl_handshake_timeout=10)
+    http = await start_server(upstream, http_port, None, host)
+    https = await start_server(upstream, https_port, tls, host)
     return http, https
 
 
+class Echo(asyncio.DatagramProtocol):
+    """Sends every datagram back where it came from."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A datagram endpoint's transport (not a DatagramTransport subclass on every Python).
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # An ICMP error for an earlier echo (the sender went away): nothing to do.
+        pass
+
+
+async def start_udp_echo(addresses: Iterable[str], port: int) -> list[asyncio.DatagramTransport]:
+    """A UDP echo on ``port`` of each of ``addresses``. One socket per address, so each
+    answer leaves from the address its datagram went to (a wildcard socket would answer
+    from the interface's primary address)."""
+    loop = asyncio.get_running_loop()
+    transports = []
+    try:
+        for address in addresses:
+            transport, _ = await loop.create_datagram_endpoint(
+                Echo, local_addr=(address, port)
+            )
+            transports.append(transport)
+    except BaseException:
+        for transport in transports:
+            transport.close()
+        raise
+    return transports
+
+
 async def serve(
-    upstream: Upstream, tls: ssl.SSLContext, http_port: int, https_port: int
+    upstream: Upstream,
+    tls: ssl.SSLContext,
+    http_port: int,
+    https_port: int,
+    alt_http_ports: Sequence[int] = (),
+    alt_https_ports: Sequence[int] = (),
+    udp_echo_ports: Sequence[int] = (),
 ) -> None:
-    """Serve on every address until SIGTERM or SIGINT."""
+    """Serve on every address until SIGTERM or SIGINT (UDP echo: on every service address)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    servers = await start_servers(upstream, tls, http_port, https_port)
-    log.info("serving http on port %d and https on port %d", http_port, https_port)
+    # The UDP sockets first: once the TCP ports listen (what `lab up` waits for), every
+    # echo socket is bound too.
+    echoes = [t for port in udp_echo_ports
+              for t in await start_udp_echo(sorted(upstream.names), port)]
+    servers = list(await start_servers(upstream, tls, http_port, https_port))
+    servers += [await start_server(upstream, port, None) for port in alt_http_ports]
+    servers += [await start_server(upstream, port, tls) for port in alt_https_ports]
+    log.info("serving http on ports %s, https on ports %s, udp echo on ports %s",
+             ", ".join(map(str, (http_port, *alt_http_ports))),
+             ", ".join(map(str, (https_port, *alt_https_ports))),
+             ", ".join(map(str, udp_echo_ports)) or "none")
     await stop.wait()
     for server in servers:
         server.close()
+    for echo in echoes:
+        echo.close()
     log.info("stopped")
 
 
@@ -185,6 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--http-port", type=int, default=80)
     parser.add_argument("--https-port", type=int, default=443)
+    parser.add_argument("--alt-http-port", type=int, action="append", default=[],
+                        metavar="PORT", help="another port answered like --http-port")
+    parser.add_argument("--alt-https-port", type=int, action="append", default=[],
+                        metavar="PORT", help="another port answered like --https-port")
+    parser.add_argument("--udp-echo-port", type=int, action="append", default=[],
+                        metavar="PORT", help="a UDP port that echoes datagrams, on every"
+                        " service address")
     parser.add_argument("--cert", required=True, help="server certificate (PEM)")
     parser.add_argument("--key", required=True, help="its private key (PEM)")
     parser.add_argument("--service", type=parse_service, action="append", default=[],
@@ -198,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ssl.SSLError) as exc:
         log.error("cannot load %s / %s: %s", args.cert, args.key, exc)
         return 2
-    asyncio.run(serve(Upstream(names), tls, args.http_port, args.https_port))
+    asyncio.run(serve(Upstream(names), tls, args.http_port, args.https_port,
+                      args.alt_http_port, args.alt_https_port, args.udp_echo_port))
     return 0
 
 

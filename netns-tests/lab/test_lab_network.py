@@ -12,10 +12,19 @@ from typing import Any
 
 import pytest
 
-from gatewayd.lab import DNS_SERVER, METADATA, METADATA_NAME, Lab
+from gatewayd.lab import (
+    DNS_SERVER,
+    METADATA,
+    METADATA_NAME,
+    SMALL_TXT_NAME,
+    TUNNEL_NAME,
+    TXT_RECORDS,
+    Lab,
+)
 from gatewayd.lab.pki import issue_lab_pki
 
 PROBE = Path(__file__).with_name("lab_dns_probe.py")
+UDP_PROBE = Path(__file__).with_name("lab_udp_probe.py")
 CURL = ["curl", "--silent", "--show-error", "--max-time", "10"]
 
 
@@ -30,9 +39,9 @@ def curl_json(lab: Lab, agent: str, *args: str) -> dict[str, Any]:
     return data
 
 
-def dns(lab: Lab, server: str, name: str, kind: str) -> dict[str, Any]:
+def dns(lab: Lab, server: str, name: str, kind: str, *flags: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(
-        run(lab, "a1", [sys.executable, str(PROBE), server, name, kind]).stdout
+        run(lab, "a1", [sys.executable, str(PROBE), server, name, kind, *flags]).stdout
     )
     return data
 
@@ -49,9 +58,9 @@ def test_namespaces_have_the_planned_addresses(running_lab: Lab) -> None:
         eth0 = by_name[running_lab.plan.agent_ns(i)]["addresses"]["eth0"]
         assert eth0 == [f"{address.v4}/24", f"{address.v6}/64"]
     upstream = set(by_name[running_lab.plan.upstream_ns]["addresses"]["eth0"])
-    for endpoint in running_lab.addresses.values():
-        if endpoint != METADATA:
-            assert f"{endpoint.v4}/32" in upstream
+    for endpoint in (*running_lab.plan.services.values(), DNS_SERVER):
+        assert f"{endpoint.v4}/32" in upstream
+        assert f"{endpoint.v6}/128" in upstream
     assert {p["name"] for p in report["processes"] if p["alive"]} == {"dns", "upstream"}
 
 
@@ -173,3 +182,101 @@ def test_the_host_cli_uses_the_lab_config(running_lab: Lab) -> None:
     assert lease["iface"] == "wl0"
     assert running_lab.paths.store.exists()
     clawgress("keys", "trusted")
+
+
+# --- targets for bypass tests: more names, ports and protocols, reached with no engine ------
+
+# The names for bypass tests and what they resolve to (written out: tests rely on them).
+BYPASS_NAMES = {
+    "cloudflare-dns.com": ("10.78.0.17", "fd78::17"),
+    "dns.google": ("10.78.0.18", "fd78::18"),
+    "cdn.lab": ("10.78.0.16", "fd78::16"),  # example.com's address
+    "rebind.lab": ("127.0.0.1", "::1"),
+    "gateway.lab": ("10.78.0.1", "fd78::1"),
+    "private.lab": ("192.168.77.7", "fd99::7"),
+}
+
+
+@pytest.mark.parametrize("server", [str(DNS_SERVER.v4), str(DNS_SERVER.v6)])
+def test_bypass_names_resolve_to_their_addresses(running_lab: Lab, server: str) -> None:
+    assert running_lab.dns_ttl == 42
+    for name, (v4, v6) in BYPASS_NAMES.items():
+        assert running_lab.addresses[name].as_dict() == {"v4": v4, "v6": v6}
+        assert dns(running_lab, server, name, "A") == {"rcode": 0, "answers": [[v4, 42]]}
+        assert dns(running_lab, server, name, "AAAA") == {"rcode": 0, "answers": [[v6, 42]]}
+    for name in (TUNNEL_NAME, SMALL_TXT_NAME):  # TXT only: the name exists, no address
+        assert dns(running_lab, server, name, "A") == {"rcode": 0, "answers": []}
+        assert dns(running_lab, server, name, "AAAA") == {"rcode": 0, "answers": []}
+
+
+def test_the_big_txt_answer_needs_tcp_and_the_small_one_does_not(running_lab: Lab) -> None:
+    server = str(DNS_SERVER.v4)
+    big = [list(TXT_RECORDS[TUNNEL_NAME]), 42]
+    assert sum(1 + len(s) for s in TXT_RECORDS[TUNNEL_NAME]) >= 1100
+    # Over UDP without EDNS the answer does not fit in 512 bytes: truncated.
+    over_udp = dns(running_lab, server, TUNNEL_NAME, "TXT")
+    assert over_udp["truncated"] is True
+    for server in (str(DNS_SERVER.v4), str(DNS_SERVER.v6)):
+        assert dns(running_lab, server, TUNNEL_NAME, "TXT", "--tcp") == {
+            "rcode": 0, "answers": [big]
+        }
+    small = dns(running_lab, str(DNS_SERVER.v4), SMALL_TXT_NAME, "TXT")
+    assert small == {"rcode": 0, "answers": [[list(TXT_RECORDS[SMALL_TXT_NAME]), 42]]}
+
+
+@pytest.mark.parametrize("family", ["-4", "-6"])
+@pytest.mark.parametrize(
+    ("url", "name", "scheme", "port"),
+    [
+        ("https://cloudflare-dns.com:853/", "cloudflare-dns.com", "https", 853),
+        ("https://dns.google:853/", "dns.google", "https", 853),
+        ("https://dns.google:8443/", "dns.google", "https", 8443),
+        ("https://example.com:8443/", "example.com", "https", 8443),
+        ("http://example.com:8080/", "example.com", "http", 8080),
+        ("http://pastebin.com:8080/", "pastebin.com", "http", 8080),
+        ("https://dns.google/", "dns.google", "https", 443),
+    ],
+)
+def test_more_ports_answer_like_80_and_443(
+    running_lab: Lab, family: str, url: str, name: str, scheme: str, port: int
+) -> None:
+    # TLS is verified against the lab CA, for the name in the URL.
+    served = curl_json(running_lab, "a1", family, url)
+    expected = running_lab.addresses[name]
+    assert served["name"] == name
+    assert (served["scheme"], served["port"]) == (scheme, port)
+    assert served["address"] == str(expected.v6 if family == "-6" else expected.v4)
+    assert served["client"] == str(running_lab.agent_address(1).v6 if family == "-6"
+                                   else running_lab.agent_address(1).v4)
+
+
+def test_a_dot_style_tls_handshake_on_853(running_lab: Lab) -> None:
+    """What a DNS-over-TLS client does: TLS to 853 (ALPN "dot"), the name verified."""
+    script = (
+        "import socket, ssl, sys\n"
+        "ctx = ssl.create_default_context()\n"
+        "ctx.set_alpn_protocols(['dot'])\n"
+        "raw = socket.create_connection((sys.argv[1], 853), timeout=5)\n"
+        "with ctx.wrap_socket(raw, server_hostname=sys.argv[1]) as tls:\n"
+        "    print(tls.version())\n"
+    )
+    for name in ("cloudflare-dns.com", "dns.google"):
+        done = run(running_lab, "a2", [sys.executable, "-c", script, name])
+        assert done.stdout.strip() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_the_cdn_name_is_served_at_example_coms_address(running_lab: Lab) -> None:
+    served = curl_json(running_lab, "a1", "-4", "https://cdn.lab/")  # the certificate names it
+    assert served["address"] == str(running_lab.addresses["example.com"].v4)
+    assert served["name"] == "example.com"  # the address's name; the Host header differs
+    assert served["host"] == "cdn.lab"
+
+
+@pytest.mark.parametrize("port", [443, 853])
+@pytest.mark.parametrize("name", ["cloudflare-dns.com", "example.com", "api.openai.com"])
+def test_udp_is_echoed_on_443_and_853(running_lab: Lab, name: str, port: int) -> None:
+    endpoint = running_lab.addresses[name]
+    for address in (str(endpoint.v4), str(endpoint.v6)):
+        reply = json.loads(run(running_lab, "a1", [sys.executable, str(UDP_PROBE), address,
+                                                   str(port)]).stdout)
+        assert reply["received"] == reply["sent"], (name, address, port)

@@ -1,18 +1,28 @@
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
 from gatewayd.lab import LabError
 from gatewayd.lab.plan import (
+    CDN_NAME,
     DNS_SERVER,
+    DOH_NAMES,
+    GATEWAY_NAME,
     GATEWAY_UPLINK,
     GATEWAY_WORKLOAD,
     LAB_NAMES,
+    LOOPBACK,
     MAX_AGENTS,
     METADATA,
     METADATA_NAME,
+    PRIVATE,
+    PRIVATE_NAME,
+    REBIND_NAME,
+    SMALL_TXT_NAME,
+    TUNNEL_NAME,
     UPLINK_V4,
     UPLINK_V6,
     UPSTREAM,
@@ -79,7 +89,68 @@ def test_dns_names_add_the_metadata_name() -> None:
     assert names[METADATA_NAME] == METADATA
     assert METADATA.v4 == IPv4Address("169.254.169.254")
     assert METADATA.v6 == IPv6Address("fd00:ec2::254")
-    assert set(names) == {*LAB_NAMES, METADATA_NAME}
+    assert set(names) == {*LAB_NAMES, METADATA_NAME, CDN_NAME, REBIND_NAME, GATEWAY_NAME,
+                          PRIVATE_NAME}
+
+
+def test_the_existing_names_keep_their_addresses() -> None:
+    services = LabPlan().services
+    assert LAB_NAMES[:7] == (
+        "api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com",
+        "pastebin.com", "github.com", "raw.githubusercontent.com", "example.com",
+    )
+    for k, name in enumerate(LAB_NAMES[:7]):
+        assert services[name] == Endpoint.of(f"10.78.0.{10 + k}", f"fd78::{10 + k}")
+
+
+def test_doh_resolvers_are_services_on_the_next_addresses() -> None:
+    services = LabPlan().services
+    assert DOH_NAMES == ("cloudflare-dns.com", "dns.google")
+    assert services["cloudflare-dns.com"] == Endpoint.of("10.78.0.17", "fd78::17")
+    assert services["dns.google"] == Endpoint.of("10.78.0.18", "fd78::18")
+    assert all(services[n] in LabPlan().upstream_addresses for n in DOH_NAMES)
+
+
+def test_names_for_bypass_tests_point_where_they_should() -> None:
+    names = LabPlan().dns_names
+    # Two names, one address (as on a CDN); the upstream does not get another address.
+    assert names[CDN_NAME] == names["example.com"] == Endpoint.of("10.78.0.16", "fd78::16")
+    assert names[REBIND_NAME] == LOOPBACK == Endpoint.of("127.0.0.1", "::1")
+    assert names[GATEWAY_NAME] == GATEWAY_UPLINK == Endpoint.of("10.78.0.1", "fd78::1")
+    assert names[PRIVATE_NAME] == PRIVATE == Endpoint.of("192.168.77.7", "fd99::7")
+    upstream = LabPlan().upstream_addresses
+    for name in (REBIND_NAME, GATEWAY_NAME, PRIVATE_NAME, METADATA_NAME):
+        assert names[name] not in upstream
+    assert len(upstream) == 1 + len(LAB_NAMES) + 1
+
+
+def test_txt_records() -> None:
+    records = LabPlan().txt_records
+    assert set(records) == {TUNNEL_NAME, SMALL_TXT_NAME}
+    for name, strings in records.items():
+        assert name not in LabPlan().dns_names  # TXT only: no A or AAAA
+        assert all(1 <= len(s) <= 255 for s in strings)
+        # Plain characters: dnsmasq takes them on its command line, split at commas.
+        assert all(re.fullmatch(r"[a-z0-9-]+", s) for s in strings)
+
+    def wire_size(strings: tuple[str, ...]) -> int:
+        return sum(1 + len(s) for s in strings)
+
+    assert len(records[TUNNEL_NAME]) > 1
+    assert 1100 <= wire_size(records[TUNNEL_NAME]) <= 1300  # more than a 512-byte UDP answer
+    assert 15 <= wire_size(records[SMALL_TXT_NAME]) <= 25
+
+
+def test_the_certificate_names_every_name_with_an_address() -> None:
+    plan = LabPlan()
+    assert plan.certificate_names[0] == LAB_NAMES[0]
+    assert set(plan.certificate_names) == set(plan.dns_names)
+    assert {*DOH_NAMES, CDN_NAME} <= set(plan.certificate_names)
+    addresses = plan.certificate_addresses
+    for endpoint in (*plan.services.values(), UPSTREAM):
+        assert endpoint.v4 in addresses
+        assert endpoint.v6 in addresses
+    assert len(addresses) == 2 * (len(LAB_NAMES) + 1)
 
 
 @pytest.mark.parametrize(

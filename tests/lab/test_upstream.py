@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 
 from gatewayd.lab.pki import issue_lab_pki
-from gatewayd.lab.upstream import Upstream, parse_service, server_context, start_servers
+from gatewayd.lab.upstream import (
+    Upstream,
+    main,
+    parse_service,
+    server_context,
+    start_server,
+    start_servers,
+    start_udp_echo,
+)
 
 NAME = "api.openai.com"
 
@@ -29,6 +37,8 @@ class Running:
     http_port: int
     https_port: int
     client_tls: ssl.SSLContext
+    alt_http_port: int
+    alt_https_port: int
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +55,24 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     http_server, https_server = asyncio.run_coroutine_threadsafe(
         start_servers(upstream, tls, 0, 0, host="127.0.0.1"), loop
     ).result(10)
+    alt_http = asyncio.run_coroutine_threadsafe(
+        start_server(upstream, 0, None, host="127.0.0.1"), loop
+    ).result(10)
+    alt_https = asyncio.run_coroutine_threadsafe(
+        start_server(upstream, 0, tls, host="127.0.0.1"), loop
+    ).result(10)
     client_tls = ssl.create_default_context(cadata=pki.ca_cert_pem.decode())
     try:
         yield Running(
             http_server.sockets[0].getsockname()[1],
             https_server.sockets[0].getsockname()[1],
             client_tls,
+            alt_http.sockets[0].getsockname()[1],
+            alt_https.sockets[0].getsockname()[1],
         )
     finally:
         async def stop() -> None:
-            for server in (http_server, https_server):
+            for server in (http_server, https_server, alt_http, alt_https):
                 server.close()
                 await server.wait_closed()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -183,3 +201,87 @@ def test_parse_service() -> None:
     assert parse_service("a.com=10.0.0.1,fd00::1") == [("10.0.0.1", "a.com"), ("fd00::1", "a.com")]
     with pytest.raises(Exception, match="NAME=ADDR"):
         parse_service("a.com")
+
+
+def _https_root(upstream: Running, port: int) -> dict[str, object]:
+    conn = http.client.HTTPSConnection(NAME, port, timeout=5, context=upstream.client_tls)
+    conn.sock = upstream.client_tls.wrap_socket(
+        socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname=NAME
+    )
+    try:
+        response, body = _get(conn, "/")
+    finally:
+        conn.close()
+    assert response.status == 200
+    data: dict[str, object] = json.loads(body)
+    return data
+
+
+def test_another_https_port_answers_like_443(upstream: Running) -> None:
+    data = _https_root(upstream, upstream.alt_https_port)
+    assert data["scheme"] == "https"
+    assert data["port"] == upstream.alt_https_port
+    assert data["name"] == NAME
+
+
+def test_another_http_port_answers_like_80(upstream: Running) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", upstream.alt_http_port, timeout=5)
+    try:
+        response, body = _get(conn, "/bytes?n=5")
+        assert (response.status, body) == (200, b"01234")
+        response, body = _get(conn, "/")
+    finally:
+        conn.close()
+    data = json.loads(body)
+    assert (data["scheme"], data["port"]) == ("http", upstream.alt_http_port)
+
+
+def test_a_tls_handshake_without_http_alpn_succeeds(upstream: Running) -> None:
+    """What a DNS-over-TLS client does on 853: TLS, offering only ALPN "dot"."""
+    ctx = ssl.create_default_context(cadata=upstream.client_tls.get_ca_certs(True)[0])
+    ctx.set_alpn_protocols(["dot"])
+    raw = socket.create_connection(("127.0.0.1", upstream.alt_https_port), timeout=5)
+    with ctx.wrap_socket(raw, server_hostname=NAME) as tls:
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        assert tls.selected_alpn_protocol() is None
+
+
+def test_udp_echo_answers_from_the_address_it_was_sent_to() -> None:
+    addresses = ["127.0.0.2", "127.0.0.3"]
+
+    def exchange(address: str, port: int) -> tuple[bytes, str]:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            sock.bind(("127.0.0.1", 0))
+            sock.sendto(b"ping " + address.encode(), (address, port))
+            data, source = sock.recvfrom(2048)
+        return data, str(source[0])
+
+    async def run() -> list[tuple[bytes, str]]:
+        [first] = await start_udp_echo(addresses[:1], 0)
+        port = first.get_extra_info("sockname")[1]
+        rest = await start_udp_echo(addresses[1:], port)
+        try:
+            return [await asyncio.to_thread(exchange, a, port) for a in addresses]
+        finally:
+            for transport in (first, *rest):
+                transport.close()
+
+    answers = asyncio.run(run())
+    assert answers == [(b"ping " + a.encode(), a) for a in addresses]
+
+
+def test_udp_echo_fails_to_start_on_an_address_the_host_does_not_have() -> None:
+    async def run() -> None:
+        await start_udp_echo(["127.0.0.2", "192.0.2.1"], 0)  # not an address of this host
+
+    with pytest.raises(OSError, match="assign requested address"):
+        asyncio.run(run())
+
+
+def test_main_takes_the_extra_listeners(tmp_path: Path) -> None:
+    # An unreadable certificate stops main before it serves: the options parsed.
+    code = main(["--cert", str(tmp_path / "none.pem"), "--key", str(tmp_path / "none.key"),
+                 "--alt-http-port", "8080", "--alt-https-port", "853",
+                 "--alt-https-port", "8443", "--udp-echo-port", "443"])
+    assert code == 2
