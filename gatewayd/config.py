@@ -110,11 +110,18 @@ class AuditSection(_Model):
     path: Path = Path("/var/log/clawgress/audit.log")
 
 
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+                  "fc00::/7")
+
+
 class GuardSection(_Model):
     """Destinations added to the built-in guard class (loopback, link-local, metadata...)."""
 
     extra_cidrs: list[IPvAnyNetwork] = []
     extra_hosts: list[str] = []
+    # Private ranges a DNS answer may point into only when a rule's CIDR names the address
+    # (DNS rebinding toward internal services). Not guarded for flows by address.
+    private_cidrs: list[IPvAnyNetwork] = [ipaddress.ip_network(n) for n in PRIVATE_RANGES]
 
 
 class PolicySection(_Model):
@@ -175,6 +182,43 @@ class DataplaneSection(_Model):
         return self
 
 
+class NamesSection(_Model):
+    """How the engine learns destination names (DNS answers, TLS SNI) and decides by them."""
+
+    # A name an agent resolved stays bound to its addresses for the answer's TTL, held
+    # within these bounds (clients cache past a zero TTL; a day at most).
+    min_ttl_s: int = Field(default=60, ge=0)
+    max_ttl_s: int = Field(default=86400, gt=0)
+    # Memory bound: addresses remembered per agent; the least recently resolved go first.
+    max_addresses_per_agent: int = Field(default=4096, gt=0)
+    # A query for a name that a deny rule names: answered NXDOMAIN or REFUSED by the
+    # gateway (the query never leaves), or dropped.
+    denied_query: Literal["nxdomain", "refused", "drop"] = "nxdomain"
+    # A DNS answer whose TXT records carry more bytes than this counts as a tunnelling
+    # signal for the agent (audited, counted in the metrics).
+    txt_signal_bytes: int = Field(default=512, gt=0)
+    # TCP ports whose flows are decided by the TLS ClientHello's server name when the
+    # policy names hosts: the flow is admitted pending and its first payload read.
+    tls_ports: list[Annotated[int, Field(ge=1, le=65535)]] = [443]
+    # An SNI that is not a name the agent resolved to the flow's address (domain fronting,
+    # a hard-coded address): deny the flow, or decide it by the SNI and flag it.
+    sni_mismatch: Literal["deny", "flag"] = "deny"
+    # A ClientHello with an encrypted_client_hello extension: only its outer name can be
+    # read. Browsers send the extension as GREASE on every connection, indistinguishable
+    # from real ECH, so by default the outer name decides, like any SNI (and must be a name
+    # the agent resolved to the address); deny refuses every such ClientHello.
+    ech: Literal["deny", "outer-name"] = "outer-name"
+    # Bound on the bytes of a ClientHello read before deciding (split across segments and
+    # records); a larger one is denied.
+    max_client_hello: int = Field(default=16384, ge=512, le=65536)
+
+    @model_validator(mode="after")
+    def _ttl_bounds(self) -> NamesSection:
+        if self.min_ttl_s > self.max_ttl_s:
+            raise ValueError("names.min_ttl_s must not exceed names.max_ttl_s")
+        return self
+
+
 class LeaseSection(_Model):
     default_ttl: Annotated[int, Field(gt=0)] = 3600
     max_ttl: Annotated[int, Field(gt=0)] = 30 * 86400
@@ -196,6 +240,7 @@ class Config(_Model):
     policy: PolicySection = PolicySection()
     leases: LeaseSection = LeaseSection()
     dataplane: DataplaneSection = DataplaneSection()
+    names: NamesSection = NamesSection()
 
     @model_validator(mode="after")
     def _environments_declared(self) -> Config:

@@ -169,6 +169,9 @@ def fail_closed_interfaces(config: Config) -> list[str]:
     ]
 
 
+_DOFFS = range(5, 16)
+
+
 def _values(config: Config, marks: Marks, backend: Backend) -> dict[str, str]:
     dp = config.dataplane
     ifaces = config.workload.interfaces
@@ -193,6 +196,12 @@ def _values(config: Config, marks: Marks, backend: Backend) -> dict[str, str]:
         "stamp_state": _hex(stamp | marks.state_mask),
         "queue_stamp": _hex(marks.queued_bit | stamp),
         "reset_stamp": _hex(marks.reset_bit | stamp),
+        "queue_pending": _hex(marks.queued_bit | marks.value(State.PENDING)),
+        "queue_allow": _hex(marks.queued_bit | marks.value(State.ALLOW)),
+        # A TCP segment without payload, by its data offset: IPv4 with a 20-byte header,
+        # IPv6 (payload length) without extension headers.
+        "bare_ack4": "\n".join(f"\t\ttcp doff {d} ip length {20 + 4 * d} accept" for d in _DOFFS),
+        "bare_ack6": "\n".join(f"\t\ttcp doff {d} ip6 length {4 * d} accept" for d in _DOFFS),
         **{s.name.lower(): _hex(marks.value(s)) for s in State if s is not State.UNDECIDED},
         **{
             f"stamped_{s.name.lower()}": _hex(stamp | marks.value(s))

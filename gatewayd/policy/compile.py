@@ -142,6 +142,7 @@ def compile_plan(
     if errors:
         raise PolicyError("\n".join(errors))
     index.freeze()
+    rules = [rule for _, rule in pairs]
     return Plan(
         index=index,
         rules=tuple(compiled_rules),
@@ -149,4 +150,6 @@ def compile_plan(
         bundle_version=bundle_version,
         documents=tuple(documents),
         memo_size=memo_size,
+        networks=tuple(dict.fromkeys(n for r in rules for n in r.destination.cidrs)),
+        uses_names=any(r.destination.hosts for r in rules),
     )

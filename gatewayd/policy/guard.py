@@ -57,6 +57,8 @@ class Guard:
 
     networks: tuple[tuple[str, Network], ...]
     hosts: tuple[tuple[str, str], ...]
+    # Private ranges: guarded for DNS answers only (see ``Plan.resolution_guard``).
+    private: tuple[Network, ...] = ()
 
     @classmethod
     def builtin(
@@ -65,6 +67,7 @@ class Guard:
         gateway_addresses: Iterable[IPAddress] = (),
         extra_networks: Iterable[Network] = (),
         extra_hosts: Iterable[str] = (),
+        private: Iterable[Network] = (),
     ) -> Guard:
         nets: list[tuple[str, Network]] = [
             (name, ipaddress.ip_network(n)) for name, n in BUILTIN_NETWORKS
@@ -72,7 +75,7 @@ class Guard:
         nets += [("gateway", ipaddress.ip_network(a)) for a in gateway_addresses]
         nets += [("configured", n) for n in extra_networks]
         hosts = list(BUILTIN_HOSTS) + [("configured", normalize_host(h)) for h in extra_hosts]
-        return cls(tuple(nets), tuple(hosts))
+        return cls(tuple(nets), tuple(hosts), tuple(private))
 
     @classmethod
     def from_config(cls, config: Config) -> Guard:
@@ -80,6 +83,7 @@ class Guard:
             gateway_addresses=config.gateway.addresses,
             extra_networks=config.policy.guard.extra_cidrs,
             extra_hosts=config.policy.guard.extra_hosts,
+            private=config.policy.guard.private_cidrs,
         )
 
     def index(self) -> GuardIndex:

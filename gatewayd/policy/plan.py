@@ -22,9 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from operator import attrgetter
 
-from gatewayd.policy.decision import Decision, Request
+from gatewayd.identity import Identity
+from gatewayd.policy.decision import Decision, IPAddress, Request
 from gatewayd.policy.documents import Action, EnforcementMode, SourcedDocument
-from gatewayd.policy.guard import Guard, GuardHit, GuardIndex
+from gatewayd.policy.guard import Guard, GuardHit, GuardIndex, Network
 from gatewayd.policy.index import DestinationIndex, Entry
 from gatewayd.policy.rules import CompiledRule, Outcome
 
@@ -66,8 +67,21 @@ class Plan:
         documents: Sequence[SourcedDocument] = (),
         deny_all_reason: str | None = None,
         memo_size: int = DEFAULT_MEMO_SIZE,
+        networks: tuple[Network, ...] = (),
+        uses_names: bool = False,
     ) -> None:
         self.memo_size = memo_size
+        # Every CIDR a rule names, and whether any rule names a host: the data plane
+        # reads TLS names only for a policy that decides by name.
+        self.networks = networks
+        self.uses_names = uses_names
+        # The CIDRs that lie inside a guarded or private range: only these let a DNS
+        # answer point there.
+        self._named_inside = tuple(
+            net for net in networks
+            if any(net.version == g.version and net.subnet_of(g)  # type: ignore[arg-type]
+                   for g in (*(n for _, n in guard.networks), *guard.private))
+        )
         self._memo: dict[object, Decision] = {}
         self.index = index if index is not None else DestinationIndex()
         self.rules = rules
@@ -97,6 +111,39 @@ class Plan:
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    def resolution_guard(self, ip: IPAddress) -> GuardHit | None:
+        """Why a DNS answer must not bind a name to ``ip``, or ``None`` when it may.
+
+        An answer may point into the guard class (loopback, link-local, metadata, the
+        gateway's own addresses, configured ones) or a private range only when a rule names
+        the address by a CIDR inside that range: an allowed name resolving to the metadata
+        service or an internal address is DNS rebinding, whatever the name's rules say.
+        """
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        hit = self.guard_index.classify(ip, None)
+        if hit is None:
+            for net in self.guard.private:
+                if net.version == ip.version and ip in net:
+                    hit = GuardHit("private", net, None)
+                    break
+        if hit is None:
+            return None
+        for net in self._named_inside:
+            if net.version == ip.version and ip in net and hit.named_by(net):
+                return None
+        return hit
+
+    def denies_name(self, identity: Identity, host: str, now: float) -> Decision | None:
+        """The deciding deny (or quarantine) rule when policy denies ``host`` to ``identity``
+        outright: on every port and protocol, whatever address it resolves to. ``None``
+        when the name may resolve (rules that allow or deny by port, address or L7 field
+        decide its flows later)."""
+        decision = self.evaluate(Request(identity=identity, host=host, layer="l4"), now)
+        if decision.rule_id is None or decision.action not in (Action.DENY, Action.QUARANTINE):
+            return None
+        return decision
 
     def _sources(self, request: Request) -> list[list[Entry]]:
         ident = request.identity

@@ -4,6 +4,10 @@
 non-blocking sockets, hands every queued packet to the pure ``Decider`` and issues the
 verdict it returns (a stamped mark, then accept), and writes the audit event. Timers:
 
+The engine also reads what the ruleset queues beyond first packets — DNS messages and the
+ClientHellos of pending flows — and keeps what it learns (``Observed``) across reloads;
+the gateway's own DNS answers to denied queries leave through a raw socket.
+
 * reload — when the store's ``identity`` or ``policy`` generation moves, or a lease
   expires, rebuild the lease table and the plan, then end the established flows that the
   change denies (their conntrack state becomes *deny*: the kernel resets them);
@@ -47,11 +51,11 @@ from gatewayd.netfilter import (
     take_baseline,
 )
 from gatewayd.netfilter.conntrack_listing import list_flows
-from gatewayd.packets import tcp_reset_for
+from gatewayd.packets import format_address, tcp_reset_for
 from gatewayd.policy import Action, Decision
 from gatewayd.policy.activation import ActivePolicy, load_active
 from gatewayd.store import Store, open_store
-from gatewayd.verdict.decide import Decider
+from gatewayd.verdict.decide import Decider, Observed
 from gatewayd.verdict.flows import flows_to_end
 from gatewayd.verdict.metrics import render_metrics
 
@@ -76,6 +80,8 @@ class VerdictEngine:
         self.interfaces: dict[int, str] = {}
         self.active: ActivePolicy | None = None
         self.decider: Decider | None = None
+        self.observed = Observed.from_settings(config.names)
+        self._raw: dict[int, socket.socket] = {}
         self._generations = (-1, -1)
         self._next_expiry = float("inf")
         self._baseline: Baseline | None = None
@@ -135,6 +141,8 @@ class VerdictEngine:
             interfaces=self.interfaces,
             gateway=self.config.gateway.name,
             quarantined=quarantined,
+            observed=self.observed,
+            interface_for=self.config.interface_for,
         )
         if leases:
             expiries = [lease.expires_at for lease in self.registry.list_leases(now)]
@@ -205,6 +213,8 @@ class VerdictEngine:
             interface_for=self.config.interface_for,
             now=now,
             quarantined=decider.quarantined,
+            hosts=self.observed.hosts,
+            names=self.observed.names,
         )
         if not endings:
             return 0
@@ -254,10 +264,20 @@ class VerdictEngine:
         except Exception as exc:  # fail closed, and keep deciding the others
             self._failed(pkt, exc)
             return
-        pkt.set_mark(verdict.mark)
-        pkt.accept()
-        if verdict.repeat:
-            self.counters["verdict_repeat"] += 1
+        if verdict.drop:
+            pkt.drop()
+        else:
+            if verdict.rewrite is not None:
+                pkt.set_payload(verdict.rewrite)
+            pkt.set_mark(verdict.mark)
+            pkt.accept()
+        if verdict.reply is not None:
+            self._send(verdict.reply)
+        for event in verdict.extra:
+            self.counters[event.kind.replace(".", "_")] += 1
+            self.audit.append(event)
+        if verdict.observed or verdict.repeat:
+            self.counters["observed" if verdict.observed else "verdict_repeat"] += 1
             return
         # The packet is on its way; now the record.
         self.counters[_VERDICT_COUNTERS[verdict.state]] += 1
@@ -265,6 +285,23 @@ class VerdictEngine:
         decision = verdict.decision
         if decision is not None and decision.action is Action.QUARANTINE:
             self.quarantine(verdict.agent_id, decision)
+
+    def _send(self, packet: bytes) -> None:
+        """Send a whole IP packet the engine built (a DNS answer toward an agent)."""
+        version = packet[0] >> 4
+        try:
+            sock = self._raw.get(version)
+            if sock is None:
+                family = socket.AF_INET if version == 4 else socket.AF_INET6
+                sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
+                sock.setblocking(False)
+                self._raw[version] = sock
+            dst = packet[16:20] if version == 4 else packet[24:40]
+            sock.sendto(packet, (format_address(dst), 0))
+            self.counters["dns_answers_sent"] += 1
+        except OSError as exc:
+            self.counters["dns_answers_failed"] += 1
+            log.warning("cannot send the gateway's DNS answer: %s", exc)
 
     def _failed(self, pkt: Any, exc: Exception) -> None:
         pkt.set_mark(self.marks.stamp(pkt.get_mark(), State.DENY))
@@ -349,7 +386,8 @@ class VerdictEngine:
     def write_metrics(self, path: Path) -> None:
         dp = self.config.dataplane
         text = render_metrics(read_queue_stats(), {"verdict": dp.queue, "reset": dp.reset_queue},
-                              self.counters)
+                              self.counters, self.observed.names.txt_signals,
+                              len(self.observed.names))
         tmp = path.with_suffix(path.suffix + ".tmp")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text)
@@ -420,6 +458,7 @@ class VerdictEngine:
             self._every(dp.drift_check_interval_ms / 1000, self.check_drift, "drift check")
         metrics = self.config.metrics_path
         self._every(1.0, lambda: self.write_metrics(metrics), "metrics")
+        self._every(5.0, lambda: self.observed.expire(time.time()), "expiry")
         self._every(1.0, self._fsync_audit, "audit sync")
         try:
             await stop.wait()
@@ -429,6 +468,8 @@ class VerdictEngine:
                 nfq.unbind()
             for task in list(self._tasks):
                 task.cancel()
+            for sock in self._raw.values():
+                sock.close()
             self.audit.append(AuditEvent.now("engine.stopped", counters=dict(self.counters)))
             self.audit.close()
             self.store.close()

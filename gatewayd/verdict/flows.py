@@ -3,7 +3,9 @@
 Pure: the caller lists the flows conntrack holds (with their Clawgress state), passes the
 new lease table and plan, and gets back the flows to end and why. A flow ends when its
 source no longer has a lease on its interface (revoked, expired, agent removed), or when
-the policy now denies it.
+the policy now denies it: judged by the name it was decided by (``hosts``), else by the
+names its agent resolved for the address (``names``), else by address. A flow that any of
+those names still admits goes on.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from gatewayd.identity import LeaseTable, Quarantine
 from gatewayd.netfilter.marks import State
 from gatewayd.policy import Plan, Request
 from gatewayd.verdict.decide import state_for
+from gatewayd.verdict.resolved import ResolvedNames
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -54,6 +57,8 @@ def flows_to_end(
     now: float,
     l7_available: bool = False,
     quarantined: Mapping[str, Quarantine] | None = None,
+    hosts: Mapping[tuple[bytes, int, bytes, int, int], str] | None = None,
+    names: ResolvedNames | None = None,
 ) -> list[Ending]:
     held = quarantined or {}
     out = []
@@ -74,9 +79,22 @@ def flows_to_end(
             out.append(Ending(flow, f"agent quarantined: {held[identity.agent_id].reason}",
                               identity.agent_id))
             continue
-        request = Request(identity=identity, dest_ip=flow.dst, port=flow.dport,
-                          protocol="tcp" if flow.protocol == 6 else "udp", layer="l4")
-        decision = plan.evaluate(request, now)
+        protocol: Literal["tcp", "udp"] = "tcp" if flow.protocol == 6 else "udp"
+        host = None
+        if hosts is not None:
+            host = hosts.get((flow.src.packed, flow.sport or 0, flow.dst.packed, flow.dport,
+                              flow.protocol))
+        candidates: tuple[str | None, ...] = (host,)
+        if host is None and names is not None:
+            candidates = (*names.names_for(identity.agent_id, flow.dst.packed, now), None)
+        decision = None
+        for candidate in candidates:
+            decision = plan.evaluate(Request(identity=identity, dest_ip=flow.dst, host=candidate,
+                                             port=flow.dport, protocol=protocol, layer="l4"),
+                                     now)
+            if state_for(decision, l7_available=l7_available) is not State.DENY:
+                break
+        assert decision is not None
         if state_for(decision, l7_available=l7_available) is State.DENY:
             out.append(Ending(flow, f"policy now denies it: {decision.reason}",
                               identity.agent_id))
