@@ -9,7 +9,11 @@ two agents and leases their addresses, bundles, signs and publishes the lab poli
 * a denied destination, and an agent the policy does not cover;
 * an agent with no lease (unknown identity);
 * a lease revoked while a download is running: the flow is cut;
-* the engine killed: new flows are refused at once (fail-closed), then it comes back.
+* the engine killed: new flows are refused at once (fail-closed), then it comes back;
+* then the policy by name (``examples/lab-names``): a flow decided by the name the agent
+  resolved and the TLS SNI it sent, the same address without a name, a fake SNI on another
+  allowed host's address (domain fronting), a denied name answered NXDOMAIN by the gateway,
+  and an allowed name whose DNS answer points at the cloud metadata service (refused).
 
 Each row shows the client's result and the decision the gateway audited for that flow.
 Everything is removed at the end, whatever happens; the audit log is copied out first.
@@ -32,7 +36,9 @@ from gatewayd.lab.lab import Lab
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "examples" / "lab"
-CURL_RESULTS = {0: "ok", 7: "refused (reset)", 28: "timed out", 56: "cut (reset)"}
+NAMES_POLICY = ROOT / "examples" / "lab-names"
+CURL_RESULTS = {0: "ok", 6: "name not resolved", 7: "refused (reset)", 28: "timed out",
+                35: "reset in the TLS handshake", 56: "cut (reset)"}
 
 
 @dataclass
@@ -104,6 +110,8 @@ class Demo:
             row.reason = str(event["reason"]) + (
                 f" [shadow: {shadow['action']} by {shadow['rule_id']}]"  # type: ignore[index]
                 if shadow else "")
+            if event.get("sni"):
+                row.reason += f" [SNI {event['sni']}, {event['ja4']}]"
         self.rows.append(row)
         return row
 
@@ -137,6 +145,49 @@ class Demo:
         self.case("allowed, shadow rule", "a2", f"https://{raw.v4}/", str(a2.v4), 443, "-k")
         self.revoke_during_download(str(a1.v4), f"http://{api.v4}/stream?seconds=20")
         self.engine_killed(str(a2.v4), f"https://{lab.addresses['github.com'].v4}/")
+        self.by_name()
+
+    def by_name(self) -> None:
+        lab = self.lab
+        print("\npublishing the policy by name (examples/lab-names) ...")
+        self.clawgress("lease", "grant", str(lab.agent_address(1).v4), "--agent",
+                       "researcher", "--ttl", "1h")
+        bundle = str(lab.state_dir / "names-policy.tgz")
+        self.clawgress("policy", "bundle", str(NAMES_POLICY), "-o", bundle, "--version", "2")
+        self.clawgress("policy", "sign", bundle, "--key", str(lab.signing_key))
+        self.clawgress("policy", "publish", bundle)
+        time.sleep(0.6)
+        a1 = str(lab.agent_address(1).v4)
+        api, github = lab.addresses["api.openai.com"], lab.addresses["github.com"]
+        self.case("by name: DNS + SNI", "a1", "https://api.openai.com/", a1, 443, "-4")
+        self.case("same address, no name", "a1", f"https://{api.v4}/", a1, 443, "-k")
+        self.case("by name: code hosting", "a1", "https://github.com/", a1, 443, "-4")
+        self.case("fake SNI (fronting)", "a1", "https://api.openai.com/", a1, 443, "-4",
+                  "--resolve", f"api.openai.com:443:{github.v4}")
+        self.dns_case("denied name", "a1", "https://pastebin.com/", "dns.denied")
+        self.dns_case("name -> metadata IP", "a1", "https://metadata.lab/", "dns.refused")
+
+    def dns_case(self, case: str, agent: str, url: str, kind: str) -> None:
+        """A request whose name the gateway answered itself: the DNS record is the row's."""
+        code, took, _ = self.curl(agent, url, "-4")
+        row = Row(case, agent, url, f"{CURL_RESULTS.get(code, f'curl exit {code}')} in"
+                  f" {took * 1000:.0f} ms")
+        time.sleep(0.05)
+        for line in reversed(self.audit_path().read_text().splitlines()):
+            event = json.loads(line)
+            if event.get("kind") != kind:
+                continue
+            if kind == "dns.denied":
+                row.decision = f"DNS {event['answer']}"
+                row.rule = f"{event['policy_id']}/{event['rule_id']}"
+                row.reason = f"{event['name']}: {event['reason']}"
+            else:
+                refused = event["refused"][0]
+                row.decision = "DNS refused"
+                row.reason = (f"{refused['name']} -> {refused['address']}"
+                              f" ({refused['class']}): rebinding")
+            break
+        self.rows.append(row)
 
     def revoke_during_download(self, agent_ip: str, url: str) -> None:
         print("\na download from a1, and its lease revoked 1 s in ...")
