@@ -54,6 +54,7 @@ from verdict_support import (
 
 pytestmark = pytest.mark.netns
 
+RESOLVERS = {4: "10.78.0.53", 6: "fd78::53"}
 GATEWAY_UP = {4: "10.78.0.1", 6: "fd78::1"}  # gateway.lab: the gateway's own uplink address
 DNS_GOOGLE = {4: "10.78.0.18", 6: "fd78::18"}
 GITHUB_NAME, OPENAI_NAME, EXAMPLE_NAME = "github.com", "api.openai.com", "example.com"
@@ -250,15 +251,26 @@ def test_an_allowed_sni_without_resolving_it_is_denied(
 # --- 4. DNS: denied names and rebinding -------------------------------------------------
 
 
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("kind", ["A", "AAAA"])
-def test_a_denied_name_gets_nxdomain_from_the_gateway(gateway: NamesGateway, kind: str) -> None:
-    """The lab resolver knows pastebin.com; NXDOMAIN can only come from the gateway."""
+def test_a_denied_name_gets_nxdomain_from_the_gateway(gateway: NamesGateway, kind: str,
+                                                      family: int) -> None:
+    """The lab resolver knows pastebin.com; NXDOMAIN can only come from the gateway (over
+    the resolver's IPv4 or IPv6 address: the gateway's answer goes out either way)."""
     cursor = gateway.cursor()
-    reply = resolve(gateway.ns("a1"), "pastebin.com", kind)
+    reply = resolve(gateway.ns("a1"), "pastebin.com", kind, server=RESOLVERS[family])
     assert (reply.rcode, reply.answers) == (3, []), reply
     event = cursor.one("dns.denied", name="pastebin.com")
     assert_fields(event, agent_id="researcher", answer="nxdomain", rule_id="paste-sites",
-                  qtype={"A": 1, "AAAA": 28}[kind], src_ip=A1[4], resolver="10.78.0.53")
+                  qtype={"A": 1, "AAAA": 28}[kind], src_ip=A1[family],
+                  resolver=RESOLVERS[family])
+
+
+def test_an_answer_pointing_inside_is_refused_over_ipv6_too(gateway: NamesGateway) -> None:
+    cursor = gateway.cursor()
+    reply = resolve(gateway.ns("a1"), "metadata.lab", "AAAA", server=RESOLVERS[6])
+    assert (reply.rcode, reply.answers) == (5, []), reply
+    cursor.one("dns.refused")
 
 
 @pytest.mark.parametrize("kind", ["A", "AAAA"])
