@@ -50,6 +50,7 @@ from gatewayd.packets import (
     with_udp_payload,
 )
 from gatewayd.policy import Action, Decision, Plan, Request
+from gatewayd.verdict.dns_transports import is_encrypted_dns
 from gatewayd.verdict.resolved import ResolvedNames
 from gatewayd.verdict.streams import Feed, Streams
 
@@ -297,6 +298,8 @@ class Decider:
         l7_refused = state is State.DENY and decision.action not in (Action.DENY,
                                                                       Action.QUARANTINE)
         details = {"host": host, "names": list(names)} if names else None
+        if is_encrypted_dns(host, str(dest_ip), packet.dport):
+            flags = (*flags, "encrypted-dns")
         return FlowVerdict(state, self.marks.stamp(mark, state), decision, now, self.gateway,
                            iface, packet, identity, None, l7_refused, details=details,
                            flags=flags)
@@ -416,46 +419,50 @@ class Decider:
                 decision = Decision(Action.DENY, f"{why}; denied", None, None,
                                     self.plan.bundle_version)
         else:
+            fingerprint = ja4(hello)
             details.update(sni=hello.sni, alpn=[p.decode("ascii", "replace") for p in hello.alpn],
                            tls_versions=[f"{v:#06x}" for v in hello.supported_versions],
-                           ja4=ja4(hello))
-            if hello.ech and self.settings.ech == "deny":
-                flags.append("ech")
-                decision = Decision(Action.DENY, "the ClientHello uses Encrypted Client Hello:"
-                                    " its real server name cannot be read; denied", None, None,
-                                    self.plan.bundle_version)
-            elif hello.sni is None:
-                flags.append("no-sni")
-                decision = evaluate(None)
-                decision = replace(decision, reason=f"no SNI, decided by address: "
-                                   f"{decision.reason}")
-            else:
-                if hello.ech:
-                    flags.append("ech")
-                sni = hello.sni
-                if sni in names:
-                    host = sni
-                    decision = evaluate(sni, sni)
-                elif self.settings.sni_mismatch == "flag":
-                    flags.append("sni-mismatch")
-                    host = sni
-                    decision = evaluate(sni, sni)
-                else:
-                    flags.append("sni-mismatch")
-                    decision = evaluate(None, sni)
-                    resolved = ", ".join(names) if names else "no name"
-                    decision = replace(decision, reason=(
-                        f"SNI {sni} is not a name the agent resolved to this address"
-                        f" ({resolved}); decided by address: {decision.reason}"))
+                           ja4=fingerprint, signals={"workload_fingerprint": fingerprint})
+            decision, host = self._by_hello(hello, names, evaluate, flags)
         state = state_for(decision, l7_available=self.l7_available)
         if host is not None and state is not State.DENY:
             self.observed.decided_by(_host_key(packet), host)
         details["host"] = host
+        if is_encrypted_dns(host or (hello.sni if hello else None), str(dest_ip),
+                            packet.dport):
+            flags.append("encrypted-dns")
         l7_refused = state is State.DENY and decision.action not in (Action.DENY,
                                                                       Action.QUARANTINE)
         return FlowVerdict(state, self.marks.stamp(mark, state), decision, now, self.gateway,
                            iface, packet, identity, None, l7_refused, details=details,
                            flags=tuple(flags))
+
+    def _by_hello(
+        self, hello: ClientHello, names: tuple[str, ...],
+        evaluate: Callable[..., Decision], flags: list[str],
+    ) -> tuple[Decision, str | None]:
+        """The decision a complete ClientHello gives, and the name it was taken by."""
+        if hello.ech:
+            flags.append("ech")
+            if self.settings.ech == "deny":
+                return Decision(Action.DENY, "the ClientHello uses Encrypted Client Hello: its"
+                                " real server name cannot be read; denied", None, None,
+                                self.plan.bundle_version), None
+        sni = hello.sni
+        if sni is None:
+            flags.append("no-sni")
+            decision = evaluate(None)
+            return replace(decision, reason=f"no SNI, decided by address: {decision.reason}"), None
+        if sni in names:
+            return evaluate(sni, sni), sni
+        flags.append("sni-mismatch")
+        if self.settings.sni_mismatch == "flag":
+            return evaluate(sni, sni), sni
+        decision = evaluate(None, sni)
+        resolved = ", ".join(names) if names else "no name"
+        return replace(decision, reason=(
+            f"SNI {sni} is not a name the agent resolved to this address ({resolved});"
+            f" decided by address: {decision.reason}")), None
 
     # --- DNS -------------------------------------------------------------------------------
 

@@ -347,6 +347,7 @@ def test_dns_over_https_is_denied(gateway: NamesGateway, family: int, url: str,
     assert done.elapsed < AT_ONCE_S
     event = cursor.one("flow.verdict", src_ip=A1[family], protocol="tcp", dst_port=443)
     assert_fields(event, state="deny", host=name, names=[name])
+    assert "encrypted-dns" in event["flags"], shown(event)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -361,6 +362,7 @@ def test_dns_over_tls_is_denied(gateway: NamesGateway, family: int) -> None:
     assert_reset_at_connect(done, "DoT to dns.google")
     event = cursor.one("flow.verdict", src_port=done.sport)
     assert_fields(event, state="deny", dst_port=853, host="dns.google")
+    assert "encrypted-dns" in event["flags"], shown(event)
 
 
 # --- 7. TXT tunnelling ------------------------------------------------------------------

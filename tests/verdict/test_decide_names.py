@@ -15,6 +15,7 @@ from gatewayd.netfilter.marks import State
 from gatewayd.policy import Guard, compile_plan, parse_documents
 from gatewayd.verdict import Decider
 from gatewayd.verdict.decide import Observed
+from gatewayd.verdict.dns_transports import is_encrypted_dns
 
 from .conftest import MARKS, NOW, OPS, RESEARCH, leases, plan
 
@@ -317,3 +318,28 @@ def test_dns_over_tcp_answers_are_read_across_segments() -> None:
     assert d.decide(syn(EXAMPLE, 9000), 0, 7, NOW).state is State.DENY
     d.decide(reply("PA", 511, framed[10:]), OBSERVED, 9, NOW)
     assert d.decide(syn(EXAMPLE, 9000), 0, 7, NOW).state is State.ALLOW
+
+
+def test_the_ja4_is_the_flows_workload_fingerprint_signal() -> None:
+    d = decider()
+    learn(d, "api.openai.com", OPENAI)
+    e = tls_flow(d, OPENAI, "api.openai.com").event().fields  # type: ignore[attr-defined]
+    assert e["signals"] == {"workload_fingerprint": e["ja4"]}
+
+
+def test_flows_to_encrypted_dns_are_flagged() -> None:
+    d = decider()
+    dot = d.decide(syn("10.99.0.1", 853), 0, 7, NOW).event().fields
+    assert "encrypted-dns" in dot["flags"]
+    doh = d.decide(syn("8.8.8.8", 443), 0, 7, NOW).event().fields
+    assert "encrypted-dns" in doh["flags"]
+    plain = d.decide(syn("8.8.8.8", 80), 0, 7, NOW).event().fields
+    assert "encrypted-dns" not in plain["flags"]
+
+
+def test_is_encrypted_dns_by_name_address_and_port() -> None:
+    assert is_encrypted_dns("dns.google", "192.0.2.1", 443)
+    assert is_encrypted_dns(None, "1.1.1.1", 443)
+    assert is_encrypted_dns(None, "192.0.2.1", 853)
+    assert not is_encrypted_dns("dns.google", "192.0.2.1", 80)
+    assert not is_encrypted_dns("api.openai.com", "192.0.2.1", 443)

@@ -7,6 +7,7 @@ from gatewayd.config import parse_config
 from gatewayd.identity import Quarantine
 from gatewayd.netfilter.marks import State
 from gatewayd.verdict import flows_to_end
+from gatewayd.verdict.resolved import ResolvedNames
 
 from .conftest import NOW, RESEARCH, leases, plan
 
@@ -69,3 +70,35 @@ def test_quarantined_agent_flows_end() -> None:
                        interface_for=CONFIG.interface_for, now=NOW,
                        quarantined={"bot-1": Quarantine("bot-1", NOW, "suspicious")})
     assert [(e.reason, e.agent_id) for e in out] == [("agent quarantined: suspicious", "bot-1")]
+
+
+NAMES_POLICY = """\
+apiVersion: clawgress.io/v1
+kind: Policy
+metadata: {id: names}
+spec:
+  rules:
+    - {id: api, action: allow, destination: {hosts: [api.example], ports: [443]}}
+"""
+
+
+def names_ends(hosts: dict[tuple[bytes, int, bytes, int, int], str] | None = None,
+               resolved: ResolvedNames | None = None) -> list[str]:
+    table = leases(("10.77.0.11", "wl0", RESEARCH))
+    out = flows_to_end([flow("10.77.0.11", "10.78.0.10", 443)], leases=table,
+                       plan=plan(NAMES_POLICY), interface_for=CONFIG.interface_for, now=NOW,
+                       hosts=hosts, names=resolved)
+    return [e.reason for e in out]
+
+
+def test_a_flow_decided_by_a_name_is_judged_by_that_name() -> None:
+    key = (bytes([10, 77, 0, 11]), 40000, bytes([10, 78, 0, 10]), 443, 6)
+    assert names_ends(hosts={key: "api.example"}) == []
+    assert names_ends(hosts={key: "other.example"})[0].startswith("policy now denies it")
+
+
+def test_without_a_remembered_name_the_agents_resolved_names_count() -> None:
+    resolved = ResolvedNames(min_ttl=60, max_ttl=3600, max_addresses=8)
+    assert names_ends(resolved=resolved)  # nothing resolved: by address, denied
+    resolved.record("bot-1", "api.example", bytes([10, 78, 0, 10]), 300, NOW)
+    assert names_ends(resolved=resolved) == []
