@@ -94,3 +94,9 @@ class Marks:
 
     def is_reset(self, mark: int) -> bool:
         return bool(mark & self.reset_bit)
+
+    @property
+    def engine_sent(self) -> int:
+        """The socket mark of packets the engine writes itself (stamp, queued and reset all
+        set, which no queued packet carries): the ruleset leaves them untracked."""
+        return self.stamp_bit | self.queued_bit | self.reset_bit

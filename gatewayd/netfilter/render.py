@@ -196,6 +196,7 @@ def _values(config: Config, marks: Marks, backend: Backend) -> dict[str, str]:
         "stamp_state": _hex(stamp | marks.state_mask),
         "queue_stamp": _hex(marks.queued_bit | stamp),
         "reset_stamp": _hex(marks.reset_bit | stamp),
+        "engine_sent": _hex(marks.engine_sent),
         "queue_pending": _hex(marks.queued_bit | marks.value(State.PENDING)),
         "queue_allow": _hex(marks.queued_bit | marks.value(State.ALLOW)),
         # A TCP segment without payload, by its data offset: IPv4 with a 20-byte header,

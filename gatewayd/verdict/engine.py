@@ -294,6 +294,7 @@ class VerdictEngine:
             if sock is None:
                 family = socket.AF_INET if version == 4 else socket.AF_INET6
                 sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, self.marks.engine_sent)
                 sock.setblocking(False)
                 self._raw[version] = sock
             dst = packet[16:20] if version == 4 else packet[24:40]

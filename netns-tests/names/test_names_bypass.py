@@ -37,7 +37,7 @@ from names_net import (
     udp_fragments,
 )
 from names_support import NamesGateway
-from verdict_net import curl, exchange, next_local_port, udp_socket, wait_for
+from verdict_net import curl, dns_query, exchange, next_local_port, udp_socket, wait_for
 from verdict_support import (
     A1,
     A2,
@@ -264,6 +264,23 @@ def test_a_denied_name_gets_nxdomain_from_the_gateway(gateway: NamesGateway, kin
     assert_fields(event, agent_id="researcher", answer="nxdomain", rule_id="paste-sites",
                   qtype={"A": 1, "AAAA": 28}[kind], src_ip=A1[family],
                   resolver=RESOLVERS[family])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_answers_on_a_socket_the_gateway_answered_before_are_still_read(
+    gateway: NamesGateway, family: int
+) -> None:
+    """One UDP socket, as a stub resolver keeps: the gateway answers the denied name itself,
+    and the next answer on the same ports still passes through the engine (here: a
+    rebinding answer, which only the engine turns into REFUSED)."""
+    with udp_socket(gateway.ns("a1"), RESOLVERS[family], 53) as sock:
+        denied, _ = exchange(sock, dns_query("pastebin.com", qid=0x0101))
+        assert isinstance(denied, bytes), denied
+        assert denied[3] & 0x0F == 3, denied
+        rebind, _ = exchange(sock, dns_query("rebind.lab", qid=0x0202))
+        assert isinstance(rebind, bytes), rebind
+        assert rebind[:2] == b"\x02\x02", rebind
+        assert rebind[3] & 0x0F == 5, rebind
 
 
 def test_an_answer_pointing_inside_is_refused_over_ipv6_too(gateway: NamesGateway) -> None:
