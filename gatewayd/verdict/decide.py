@@ -158,9 +158,12 @@ class FlowVerdict(NamedTuple):
     reply: bytes | None = None
     # More records than the flow's own: DNS refusals, tunnelling signals.
     extra: tuple[AuditEvent, ...] = ()
-    # Names and TLS facts for the flow record, and flags beyond the decision's.
+    # Names for the flow record, and flags beyond the decision's.
     details: Mapping[str, Any] | None = None
     flags: tuple[str, ...] = ()
+    # The ClientHello a pending flow was decided by: its facts (SNI, ALPN, versions, JA4)
+    # go into the record, computed when the record is written, after the verdict.
+    hello: ClientHello | None = None
 
     @property
     def agent_id(self) -> str | None:
@@ -188,6 +191,12 @@ class FlowVerdict(NamedTuple):
             fields["flags"] = [*fields.get("flags", ()), *self.flags]
         if self.details:
             fields.update(self.details)
+        hello = self.hello
+        if hello is not None:
+            fingerprint = ja4(hello)
+            fields.update(sni=hello.sni, alpn=[p.decode("ascii", "replace") for p in hello.alpn],
+                          tls_versions=[f"{v:#06x}" for v in hello.supported_versions],
+                          ja4=fingerprint, signals={"workload_fingerprint": fingerprint})
         fields["state"] = self.state.name.lower()
         fields["gateway"] = self.gateway
         fields["layer"] = "l4"
@@ -282,14 +291,15 @@ class Decider:
                  if identity is not None else ())
         decision, host = by_address, None
         flags: tuple[str, ...] = ()
+        by_name: list[tuple[Decision, str]] = []
         if names:
-            decision, host, flags = self._by_names(identity, names, dest_ip, packet.dport,
-                                                   transport, now)
+            by_name = self._name_decisions(identity, names, dest_ip, packet.dport, transport,
+                                           now)
+            decision, host, flags = self._combined(by_name)
         state = state_for(decision, l7_available=self.l7_available)
         if (identity is not None and protocol == "tcp" and self.plan.uses_names
                 and packet.dport in self.settings.tls_ports
-                and self._sni_could_matter(identity, names, by_address, dest_ip, packet.dport,
-                                           now)):
+                and self._sni_could_matter(by_address, by_name)):
             self.observed.hellos.start(_stream_key(packet), packet.seq, now)
             return FlowVerdict(State.PENDING, self.marks.stamp(mark, State.PENDING), decision,
                                now, self.gateway, iface, packet, identity, observed=True)
@@ -308,17 +318,26 @@ class Decider:
         self, identity: Identity | None, names: tuple[str, ...], dest_ip: IPAddress,
         port: int, protocol: Any, now: float,
     ) -> tuple[Decision, str | None, tuple[str, ...]]:
-        """The decision for a flow to an address the agent resolved ``names`` to.
+        """The decision for a flow to an address the agent resolved ``names`` to."""
+        return self._combined(self._name_decisions(identity, names, dest_ip, port, protocol,
+                                                   now))
 
-        One name: its rules decide. Several (addresses shared on a CDN) that disagree: the
-        most restrictive decides, flagged ``names-disagree``; a TLS flow's SNI says which
-        name it is for.
-        """
-        decisions = [
+    def _name_decisions(
+        self, identity: Identity | None, names: tuple[str, ...], dest_ip: IPAddress,
+        port: int, protocol: Any, now: float,
+    ) -> list[tuple[Decision, str]]:
+        return [
             (self.plan.evaluate(Request(identity=identity, dest_ip=dest_ip, host=name,
                                         port=port, protocol=protocol, layer="l4"), now), name)
             for name in names
         ]
+
+    def _combined(
+        self, decisions: list[tuple[Decision, str]]
+    ) -> tuple[Decision, str | None, tuple[str, ...]]:
+        """One name: its rules decide. Several (addresses shared on a CDN) that disagree:
+        the most restrictive decides, flagged ``names-disagree``; a TLS flow's SNI says
+        which name it is for."""
         if len(decisions) == 1:
             return decisions[0][0], decisions[0][1], ()
         states = {state_for(d, l7_available=self.l7_available) for d, _ in decisions}
@@ -328,22 +347,14 @@ class Decider:
             state_for(dn[0], l7_available=self.l7_available)])
         return decision, name, ("names-disagree",)
 
-    def _sni_could_matter(
-        self, identity: Identity, names: tuple[str, ...], by_address: Decision,
-        dest_ip: IPAddress, port: int, now: float,
-    ) -> bool:
+    def _sni_could_matter(self, by_address: Decision,
+                          by_name: list[tuple[Decision, str]]) -> bool:
         """Whether the ClientHello could decide this flow otherwise than deny: the address,
         one of the names resolved for it, or (when mismatches are only flagged) any SNI."""
         if self.settings.sni_mismatch == "flag":
             return True
-        if state_for(by_address, l7_available=self.l7_available) is not State.DENY:
-            return True
-        return any(
-            state_for(self.plan.evaluate(Request(identity=identity, dest_ip=dest_ip,
-                                                 host=name, port=port, layer="l4"), now),
-                      l7_available=self.l7_available) is not State.DENY
-            for name in names
-        )
+        return any(state_for(d, l7_available=self.l7_available) is not State.DENY
+                   for d in (by_address, *(d for d, _ in by_name)))
 
     # --- pending flows: the ClientHello --------------------------------------------------
 
@@ -419,10 +430,6 @@ class Decider:
                 decision = Decision(Action.DENY, f"{why}; denied", None, None,
                                     self.plan.bundle_version)
         else:
-            fingerprint = ja4(hello)
-            details.update(sni=hello.sni, alpn=[p.decode("ascii", "replace") for p in hello.alpn],
-                           tls_versions=[f"{v:#06x}" for v in hello.supported_versions],
-                           ja4=fingerprint, signals={"workload_fingerprint": fingerprint})
             decision, host = self._by_hello(hello, names, evaluate, flags)
         state = state_for(decision, l7_available=self.l7_available)
         if host is not None and state is not State.DENY:
@@ -435,7 +442,7 @@ class Decider:
                                                                       Action.QUARANTINE)
         return FlowVerdict(state, self.marks.stamp(mark, state), decision, now, self.gateway,
                            iface, packet, identity, None, l7_refused, details=details,
-                           flags=tuple(flags))
+                           flags=tuple(flags), hello=hello)
 
     def _by_hello(
         self, hello: ClientHello, names: tuple[str, ...],
