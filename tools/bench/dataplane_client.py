@@ -1,7 +1,8 @@
 """The data-plane benchmark's agent side: open new TCP flows and time them.
 
 Runs in a lab agent's namespace (``tools/bench/dataplane.py`` starts it) against the
-accept-and-close server of ``dataplane_server.py``, and prints one JSON object.
+accept-and-close server of ``dataplane_server.py`` (its TLS server for ``tls``), and
+prints one JSON object.
 
 * ``latency``: sequential blocking ``connect()``; each connect timed with
   ``perf_counter_ns`` (socket creation and close are outside the timing), after a few
@@ -14,6 +15,16 @@ accept-and-close server of ``dataplane_server.py``, and prints one JSON object.
   earlier ones completed). Completions in the measured window (after ``--warmup`` seconds)
   are counted; in paced mode each connect's latency is kept too, so a connect that needed a
   SYN retransmission (a drop somewhere on the path) shows as a slow one.
+* ``resolve``: the IPv4 addresses of a name, by ``getaddrinfo`` (an A query to the resolver
+  of the namespace's ``resolv.conf``: under ``ip netns exec``, the lab resolver), so the
+  gateway sees the agent resolve the name before it connects.
+* ``tls``: sequential TLS connections, each with the given SNI, timed from the start of
+  ``connect()`` to the first application byte received (the TCP handshake, the TLS
+  handshake, and the server's one byte); the SSL object is made before and the socket
+  closed after the timing. Warm-up, SO_LINGER 0 and the per-connect latencies as for
+  ``latency``. The server certificate is verified against ``--cafile`` when given (name
+  included), otherwise not at all. A flow whose bytes are never acknowledged (dropped on
+  the way) is given up after ``STALL_MS``.
 
 Standard library only, so it starts fast.
 """
@@ -26,6 +37,7 @@ import json
 import resource
 import select
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -35,6 +47,8 @@ LINGER_0 = struct.pack("ii", 1, 0)
 SYN_RETRIES = 2
 # A connect slower than this needed a retransmitted SYN (the first retransmission is 1 s).
 SLOW_S = 0.9
+# A TLS flow whose data stays unacknowledged this long is aborted (TCP_USER_TIMEOUT).
+STALL_MS = 5000
 
 
 def _target(text: str) -> tuple[int, tuple[str, int]]:
@@ -75,6 +89,57 @@ def latency(target: str, count: int, warmup: int) -> dict[str, object]:
         if i >= warmup:
             samples.append((t1 - t0) / 1000)
     return {"mode": "latency", "samples_us": [round(x, 2) for x in samples], "errors": errors}
+
+
+def resolve(name: str) -> dict[str, object]:
+    infos = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)
+    addresses = sorted({str(info[4][0]) for info in infos})
+    return {"mode": "resolve", "name": name, "addresses": addresses}
+
+
+def tls(target: str, sni: str, count: int, warmup: int, cafile: str | None) -> dict[str, object]:
+    family, address = _target(target)
+    if cafile is not None:
+        ctx = ssl.create_default_context(cafile=cafile)
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    wrap = ctx.wrap_socket
+    clock = time.perf_counter_ns
+    samples: list[float] = []
+    errors: dict[str, int] = {}
+    versions: dict[str, int] = {}
+    attempts = 0
+    for i in range(warmup + count):
+        raw = _socket(family, blocking=True)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, STALL_MS)
+        s = wrap(raw, server_hostname=sni)  # not connected yet: connect() does the handshake
+        attempts += 1
+        t0 = clock()
+        try:
+            s.connect(address)
+            first = s.recv(1)
+        except OSError as exc:  # ssl.SSLError too
+            if isinstance(exc, ssl.SSLError):
+                name = f"ssl:{exc.reason or exc}"
+            else:
+                name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+            errors[name] = errors.get(name, 0) + 1
+            s.close()
+            continue
+        t1 = clock()
+        version = s.version() or "?"
+        s.close()
+        if not first:
+            errors["eof"] = errors.get("eof", 0) + 1
+            continue
+        if i >= warmup:
+            samples.append((t1 - t0) / 1000)
+            versions[version] = versions.get(version, 0) + 1
+    return {"mode": "tls", "sni": sni, "attempts": attempts,
+            "samples_us": [round(x, 2) for x in samples], "errors": errors,
+            "versions": versions}
 
 
 def flood(target: str, duration: float, warmup: float, inflight: int | None,
@@ -197,9 +262,21 @@ def main(argv: list[str] | None = None) -> int:
     how.add_argument("--inflight", type=int, help="connects kept outstanding (saturation)")
     how.add_argument("--rate", type=float, help="connects started per second (paced)")
     fl.add_argument("--cap", type=int, default=8192, help="most connects outstanding at once")
+    res = sub.add_parser("resolve", help="a name's IPv4 addresses, by the system resolver")
+    res.add_argument("name")
+    tl = sub.add_parser("tls", help="sequential TLS connections, each timed to the first byte")
+    tl.add_argument("target", help="ADDRESS:PORT")
+    tl.add_argument("--sni", required=True, help="the server name to send")
+    tl.add_argument("--count", type=int, default=1000)
+    tl.add_argument("--warmup", type=int, default=100)
+    tl.add_argument("--cafile", help="verify the server against this CA (PEM)")
     args = ap.parse_args(argv)
     if args.mode == "latency":
         result = latency(args.target, args.count, args.warmup)
+    elif args.mode == "resolve":
+        result = resolve(args.name)
+    elif args.mode == "tls":
+        result = tls(args.target, args.sni, args.count, args.warmup, args.cafile)
     else:
         result = flood(args.target, args.duration, args.warmup, args.inflight, args.rate,
                        args.cap)

@@ -30,12 +30,13 @@ class Figure:
     def met(self) -> bool | None:
         if self.expected is None:
             return None
-        m = re.fullmatch(r"\s*(<=|>=|<|>)\s*([0-9.]+)\s*", self.expected)
+        m = re.fullmatch(r"\s*(<=|>=|==|<|>)\s*([0-9.]+)\s*", self.expected)
         if not m:
             raise ValueError(f"cannot read expected {self.expected!r}")
         op, bound = m.group(1), float(m.group(2))
         return {"<=": self.value <= bound, ">=": self.value >= bound,
-                "<": self.value < bound, ">": self.value > bound}[op]
+                "==": self.value == bound, "<": self.value < bound,
+                ">": self.value > bound}[op]
 
 
 @dataclass
