@@ -14,6 +14,11 @@ handshake, joined in order, as much of them as has arrived. There are three outc
 An incomplete ClientHello costs a walk over its record headers, not a copy, so feeding a
 stream one small segment at a time costs little more than feeding it whole.
 
+``parse_client_hello_message`` reads the same message without record framing, as QUIC
+carries it in CRYPTO frames (RFC 9001 §4.1.3: TLS records are not used there), with the
+same three outcomes and the same ClientHello rules; ``max_size`` bounds the message, and
+``size`` is then the message's length, its 4-byte handshake header included.
+
 Records (RFC 8446 §5.1). Content type handshake (22) with a legacy record version from
 0x0301 to 0x0303; anything else in the first byte, SSLv2-style hellos included, is
 ``"not TLS"``. A record is at most 2^14 bytes and never empty. The ClientHello may be split
@@ -47,6 +52,7 @@ GREASE values (RFC 8701) are kept wherever they appear; ``is_grease`` tells them
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Final, NamedTuple
 
@@ -78,9 +84,28 @@ EXT_PRE_SHARED_KEY: Final = 0x0029
 EXT_SUPPORTED_VERSIONS: Final = 0x002B
 EXT_KEY_SHARE: Final = 0x0033
 EXT_ENCRYPTED_CLIENT_HELLO: Final = 0xFE0D
+_DECODED_EXTENSIONS: Final = frozenset(
+    (
+        EXT_SERVER_NAME,
+        EXT_ALPN,
+        EXT_SUPPORTED_VERSIONS,
+        EXT_SIGNATURE_ALGORITHMS,
+        EXT_SUPPORTED_GROUPS,
+        EXT_KEY_SHARE,
+    )
+)
 
 _HOST_NAME_TYPE: Final = 0
 _HOST_CHARACTERS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+_HOST_NAME: Final = re.compile(rb"[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*")
+"""A lower-cased host name of allowed characters in labels of 1 to 63 (not its length)."""
+_GREASE: Final = frozenset(range(0x0A0A, 0x10000, 0x1010))
+_RECORD_HEADER: Final = struct.Struct("!BHH").unpack_from
+"""A record's content type, legacy version and length."""
+_EXTENSION_HEADER: Final = struct.Struct("!HH").unpack_from
+"""An extension's type and payload length."""
+_U16_LISTS: Final = tuple(struct.Struct(f"!{count}H").unpack_from for count in range(128))
+"""Readers of lists of 16-bit values by their count, for the usual counts."""
 
 
 class ClientHelloTooLarge(ParseError):
@@ -96,7 +121,8 @@ class ClientHello(NamedTuple):
     as bytes (``b"h2"``, ``b"http/1.1"``). ``supported_versions``, ``signature_algorithms``,
     ``supported_groups`` and ``key_share_groups`` are empty when their extension is absent.
     ``extensions`` lists every extension type in order. ``size`` is the number of stream
-    bytes the ClientHello's records took, record headers included.
+    bytes the ClientHello's records took, record headers included (for a bare message from
+    ``parse_client_hello_message``, the message's bytes).
     """
 
     legacy_version: int
@@ -117,7 +143,7 @@ def is_grease(value: int) -> bool:
 
     RFC 8701 reserves 0x0A0A, 0x1A1A, …, 0xFAFA: both bytes equal, low nibble 0xA.
     """
-    return value & 0x0F0F == 0x0A0A and value >> 8 == value & 0xFF
+    return value in _GREASE
 
 
 def parse_client_hello(
@@ -133,29 +159,55 @@ def parse_client_hello(
     needed = 0  # the ClientHello's length with its header, once that header is read
     offset = 0
     while not needed or collected < needed:
-        header_end = offset + RECORD_HEADER_LEN
-        header = data[offset:header_end]
-        if not header:
+        if offset >= available:
             return None
         if len(spans) == max_records:
             raise ClientHelloTooLarge(f"ClientHello spread over more than {max_records} records")
-        _check_record_header(header, first=not spans)
-        if len(header) < RECORD_HEADER_LEN:
+        fragment = offset + RECORD_HEADER_LEN
+        if fragment > available:  # refuse what has arrived of the header, or wait for the rest
+            _check_record_header(data[offset:], first=not spans)
             return None
-        length = (header[3] << 8) | header[4]
-        end = header_end + length
-        if not needed and collected + min(end, available) - header_end >= HANDSHAKE_HEADER_LEN:
-            start = b"".join(data[a:b] for a, b in spans) + data[header_end:end]
+        content_type, version, length = _RECORD_HEADER(data, offset)
+        if (
+            content_type != CONTENT_TYPE_HANDSHAKE
+            or not MIN_RECORD_VERSION <= version <= MAX_RECORD_VERSION
+            or not 0 < length <= MAX_RECORD_LENGTH
+        ):
+            _check_record_header(data[offset:fragment], first=not spans)
+        end = fragment + length
+        if not needed and collected + min(end, available) - fragment >= HANDSHAKE_HEADER_LEN:
+            start = data[fragment : fragment + HANDSHAKE_HEADER_LEN]
+            if spans:  # the header began in the records before
+                start = b"".join(data[a:b] for a, b in spans) + start
             needed = _read_handshake_header(start, max_size)
-        if needed and collected + length > needed:
+        if needed and collected + end - fragment > needed:
             raise ParseError("handshake record runs past the end of the ClientHello")
         if end > available:
             return None
-        spans.append((header_end, end))
-        collected += length
+        spans.append((fragment, end))
+        collected += end - fragment
         offset = end
+    if len(spans) == 1 and type(data) is bytes:  # read in place: no copy
+        return _read_client_hello(data, RECORD_HEADER_LEN + HANDSHAKE_HEADER_LEN, offset, offset)
     message = b"".join(data[a:b] for a, b in spans)
-    return _read_client_hello(memoryview(message)[HANDSHAKE_HEADER_LEN:], offset)
+    return _read_client_hello(message, HANDSHAKE_HEADER_LEN, len(message), offset)
+
+
+def parse_client_hello_message(
+    data: bytes, *, max_size: int = DEFAULT_MAX_CLIENT_HELLO
+) -> ClientHello | None:
+    """The ClientHello message at the start of ``data``, without records; as above otherwise."""
+    if not data:
+        return None
+    if data[0] != HANDSHAKE_CLIENT_HELLO:  # refused from its first byte
+        raise ParseError(f"handshake type {data[0]}, expected ClientHello (1)")
+    if len(data) < HANDSHAKE_HEADER_LEN:
+        return None
+    size = _read_handshake_header(data[:HANDSHAKE_HEADER_LEN], max_size)
+    if len(data) < size:
+        return None
+    message = data if type(data) is bytes else bytes(data[:size])
+    return _read_client_hello(message, HANDSHAKE_HEADER_LEN, size, size)
 
 
 def _check_record_header(header: bytes, *, first: bool) -> None:
@@ -186,141 +238,165 @@ def _read_handshake_header(start: bytes, max_size: int) -> int:
     return size
 
 
-class _Reader:
-    """Reads a byte string front to back; a field past its end is a ``ParseError``."""
-
-    __slots__ = ("data", "offset", "scope")
-
-    def __init__(self, data: memoryview, scope: str) -> None:
-        self.data = data
-        self.offset = 0
-        self.scope = scope
-
-    @property
-    def remaining(self) -> int:
-        return len(self.data) - self.offset
-
-    def take(self, count: int, what: str) -> memoryview:
-        end = self.offset + count
-        if end > len(self.data):
-            raise ParseError(f"{what} runs past the end of the {self.scope}")
-        chunk = self.data[self.offset : end]
-        self.offset = end
-        return chunk
-
-    def number(self, size: int, what: str) -> int:
-        return int.from_bytes(self.take(size, what), "big")
-
-    def vector(self, length_size: int, what: str, *, minimum: int = 0) -> memoryview:
-        """A length-prefixed field of at least ``minimum`` bytes."""
-        length = self.number(length_size, f"{what} length")
-        if length < minimum:
-            raise ParseError(f"{what} of {length} bytes, at least {minimum} required")
-        return self.take(length, what)
-
-    def end(self) -> None:
-        if self.remaining:
-            raise ParseError(f"{self.remaining} bytes after the end of the {self.scope}")
+# The readers below take a buffer and the bounds of the part they read, ``data[pos:stop]``,
+# and work with offsets into it: no slice is taken but of the bytes they return. A field
+# past ``stop`` is a ParseError "<field> runs past the end of the <scope>".
 
 
-def _read_client_hello(body: memoryview, size: int) -> ClientHello:
-    reader = _Reader(body, "ClientHello")
-    legacy_version = reader.number(2, "legacy_version")
-    if legacy_version >> 8 != 3:
-        raise ParseError(f"ClientHello version 0x{legacy_version:04x}, expected 0x03xx")
-    reader.take(32, "random")
-    session_id = reader.vector(1, "session id")
-    if len(session_id) > MAX_SESSION_ID:
-        raise ParseError(f"session id of {len(session_id)} bytes over {MAX_SESSION_ID}")
-    cipher_suites = _numbers(reader.vector(2, "cipher suites", minimum=2), "cipher suites")
-    if 0 not in reader.vector(1, "compression methods", minimum=1):
-        raise ParseError("compression methods without null")
-    extensions: list[int] = []
-    seen: set[int] = set()
-    decoded = _Extensions()
-    if reader.remaining:
-        block = _Reader(reader.vector(2, "extensions"), "extensions")
-        reader.end()
-        while block.remaining:
-            kind = block.number(2, "extension type")
-            payload = block.vector(2, f"extension 0x{kind:04x}")
-            if kind in seen:
+def _past(what: str, scope: str) -> ParseError:
+    return ParseError(f"{what} runs past the end of the {scope}")
+
+
+def _vector_end(
+    data: bytes, pos: int, stop: int, length_size: int, what: str, scope: str, minimum: int = 0
+) -> int:
+    """The end of the field at ``pos``: a 1- or 2-byte length, then at least ``minimum`` bytes."""
+    start = pos + length_size
+    if start > stop:
+        raise _past(f"{what} length", scope)
+    length = data[pos] if length_size == 1 else (data[pos] << 8) | data[pos + 1]
+    if length < minimum:
+        raise ParseError(f"{what} of {length} bytes, at least {minimum} required")
+    end = start + length
+    if end > stop:
+        raise _past(what, scope)
+    return end
+
+
+def _check_end(pos: int, stop: int, scope: str) -> None:
+    """Refuse bytes left between ``pos`` and the end of the scope."""
+    if pos < stop:
+        raise ParseError(f"{stop - pos} bytes after the end of the {scope}")
+
+
+def _numbers(data: bytes, start: int, end: int, what: str) -> tuple[int, ...]:
+    """The list of 16-bit values in ``data[start:end]``."""
+    length = end - start
+    if length % 2:
+        raise ParseError(f"{what} of odd length {length}")
+    count = length >> 1
+    if count < len(_U16_LISTS):
+        return _U16_LISTS[count](data, start)
+    return struct.unpack_from(f"!{count}H", data, start)
+
+
+def _read_client_hello(data: bytes, pos: int, stop: int, size: int) -> ClientHello:
+    """The ClientHello whose body, after its handshake header, is ``data[pos:stop]``."""
+    legacy_version, cipher_suites, end = _read_fixed_fields(data, pos, stop)
+    extensions: dict[int, None] = {}  # ordered, and a set for the repeat check
+    sni: str | None = None
+    alpn: tuple[bytes, ...] = ()
+    supported_versions: tuple[int, ...] = ()
+    signature_algorithms: tuple[int, ...] = ()
+    supported_groups: tuple[int, ...] = ()
+    key_share_groups: tuple[int, ...] = ()
+    if end < stop:
+        pos = end + 2
+        end = _vector_end(data, end, stop, 2, "extensions", "ClientHello")
+        _check_end(end, stop, "ClientHello")
+        while pos < end:
+            if end - pos < 4:
+                raise _cut_extension_header(data, pos, end)
+            kind, length = _EXTENSION_HEADER(data, pos)
+            start = pos + 4
+            pos = start + length
+            if pos > end:
+                raise _past(f"extension 0x{kind:04x}", "extensions")
+            if kind in extensions:
                 raise ParseError(f"extension 0x{kind:04x} repeated")
-            if EXT_PRE_SHARED_KEY in seen:
+            if EXT_PRE_SHARED_KEY in extensions:
                 raise ParseError("pre_shared_key extension not last")
-            seen.add(kind)
-            extensions.append(kind)
-            decoded.read(kind, payload)
-    return ClientHello(
-        legacy_version=legacy_version,
-        sni=decoded.sni,
-        alpn=decoded.alpn,
-        supported_versions=decoded.supported_versions,
-        cipher_suites=cipher_suites,
-        extensions=tuple(extensions),
-        signature_algorithms=decoded.signature_algorithms,
-        supported_groups=decoded.supported_groups,
-        key_share_groups=decoded.key_share_groups,
-        ech=EXT_ENCRYPTED_CLIENT_HELLO in seen,
-        size=size,
+            extensions[kind] = None
+            if kind not in _DECODED_EXTENSIONS:
+                continue
+            if kind == EXT_SERVER_NAME:
+                sni = _read_server_name(data, start, pos)
+            elif kind == EXT_ALPN:
+                alpn = _read_alpn(data, start, pos)
+            elif kind == EXT_SUPPORTED_VERSIONS:
+                supported_versions = _read_list(data, start, pos, 1, "supported_versions")
+            elif kind == EXT_SIGNATURE_ALGORITHMS:
+                signature_algorithms = _read_list(data, start, pos, 2, "signature_algorithms")
+            elif kind == EXT_SUPPORTED_GROUPS:
+                supported_groups = _read_list(data, start, pos, 2, "supported_groups")
+            else:
+                key_share_groups = _read_key_share(data, start, pos)
+    return ClientHello(  # by position: a NamedTuple takes keywords at twice the cost
+        legacy_version,
+        sni,
+        alpn,
+        supported_versions,
+        cipher_suites,
+        tuple(extensions),
+        signature_algorithms,
+        supported_groups,
+        key_share_groups,
+        EXT_ENCRYPTED_CLIENT_HELLO in extensions,
+        size,
     )
 
 
-class _Extensions:
-    """The decoded contents of the extensions ``ClientHello`` carries."""
-
-    def __init__(self) -> None:
-        self.sni: str | None = None
-        self.alpn: tuple[bytes, ...] = ()
-        self.supported_versions: tuple[int, ...] = ()
-        self.signature_algorithms: tuple[int, ...] = ()
-        self.supported_groups: tuple[int, ...] = ()
-        self.key_share_groups: tuple[int, ...] = ()
-
-    def read(self, kind: int, payload: memoryview) -> None:
-        if kind == EXT_SERVER_NAME:
-            self.sni = _read_server_name(payload)
-        elif kind == EXT_ALPN:
-            self.alpn = _read_alpn(payload)
-        elif kind == EXT_SUPPORTED_VERSIONS:
-            self.supported_versions = _read_list(payload, 1, "supported_versions")
-        elif kind == EXT_SIGNATURE_ALGORITHMS:
-            self.signature_algorithms = _read_list(payload, 2, "signature_algorithms")
-        elif kind == EXT_SUPPORTED_GROUPS:
-            self.supported_groups = _read_list(payload, 2, "supported_groups")
-        elif kind == EXT_KEY_SHARE:
-            self.key_share_groups = _read_key_share(payload)
+def _read_fixed_fields(data: bytes, pos: int, stop: int) -> tuple[int, tuple[int, ...], int]:
+    """The legacy version, the cipher suites, and the offset past the compression methods."""
+    scope = "ClientHello"
+    if pos + 2 > stop:
+        raise _past("legacy_version", scope)
+    legacy_version = (data[pos] << 8) | data[pos + 1]
+    if legacy_version >> 8 != 3:
+        raise ParseError(f"ClientHello version 0x{legacy_version:04x}, expected 0x03xx")
+    pos += 2 + 32
+    if pos > stop:
+        raise _past("random", scope)
+    end = _vector_end(data, pos, stop, 1, "session id", scope)
+    if end - pos - 1 > MAX_SESSION_ID:
+        raise ParseError(f"session id of {end - pos - 1} bytes over {MAX_SESSION_ID}")
+    pos = _vector_end(data, end, stop, 2, "cipher suites", scope, minimum=2)
+    cipher_suites = _numbers(data, end + 2, pos, "cipher suites")
+    end = _vector_end(data, pos, stop, 1, "compression methods", scope, minimum=1)
+    if data.find(0, pos + 1, end) < 0:
+        raise ParseError("compression methods without null")
+    return legacy_version, cipher_suites, end
 
 
-def _numbers(data: memoryview, what: str) -> tuple[int, ...]:
-    """A list of 16-bit values."""
-    if len(data) % 2:
-        raise ParseError(f"{what} of odd length {len(data)}")
-    return struct.unpack(f"!{len(data) // 2}H", data)
+def _cut_extension_header(data: bytes, pos: int, stop: int) -> ParseError:
+    """Why an extension header of fewer than 4 bytes, at ``pos`` before ``stop``, is refused."""
+    if pos + 2 > stop:
+        return _past("extension type", "extensions")
+    return _past(f"extension 0x{(data[pos] << 8) | data[pos + 1]:04x} length", "extensions")
 
 
-def _read_list(payload: memoryview, length_size: int, name: str) -> tuple[int, ...]:
-    reader = _Reader(payload, f"{name} extension")
-    values = _numbers(reader.vector(length_size, name, minimum=2), name)
-    reader.end()
+def _read_list(data: bytes, pos: int, stop: int, length_size: int, name: str) -> tuple[int, ...]:
+    """A non-empty list of 16-bit values behind a ``length_size``-byte length, filling it all."""
+    scope = f"{name} extension"
+    end = _vector_end(data, pos, stop, length_size, name, scope, minimum=2)
+    values = _numbers(data, pos + length_size, end, name)
+    _check_end(end, stop, scope)
     return values
 
 
-def _read_server_name(payload: memoryview) -> str:
-    reader = _Reader(payload, "server_name extension")
-    names = _Reader(reader.vector(2, "server name list", minimum=1), "server name list")
-    reader.end()
-    name_type = names.number(1, "server name type")
+def _read_server_name(data: bytes, pos: int, stop: int) -> str:
+    scope = "server_name extension"
+    end = _vector_end(data, pos, stop, 2, "server name list", scope, minimum=1)
+    _check_end(end, stop, scope)
+    name_type = data[pos + 2]
     if name_type != _HOST_NAME_TYPE:
         raise ParseError(f"server name type {name_type}, expected host_name (0)")
-    raw = bytes(names.vector(2, "host name", minimum=1))
-    if names.remaining:
+    name_end = _vector_end(data, pos + 3, end, 2, "host name", "server name list", minimum=1)
+    if name_end < end:
         raise ParseError("more than one server name")
+    return _host_name(data[pos + 5 : name_end])
+
+
+def _host_name(raw: bytes) -> str:
+    """``raw`` lower-cased, if it is a host name by the rules; else the first rule it breaks."""
+    lowered = raw.lower()
+    if len(raw) <= MAX_HOST_NAME and _HOST_NAME.fullmatch(lowered):
+        return lowered.decode("ascii")
     if not raw.isascii():
         raise ParseError("non-ASCII server name")
     if len(raw) > MAX_HOST_NAME:
         raise ParseError(f"server name of {len(raw)} bytes over {MAX_HOST_NAME}")
-    name = raw.decode("ascii").lower()
+    name = lowered.decode("ascii")
     if not _HOST_CHARACTERS.issuperset(name):
         raise ParseError("server name with a character outside letters, digits, '-', '_', '.'")
     for label in name.split("."):
@@ -328,27 +404,37 @@ def _read_server_name(payload: memoryview) -> str:
             raise ParseError("server name with an empty label")
         if len(label) > MAX_LABEL:
             raise ParseError(f"server name label of {len(label)} bytes over {MAX_LABEL}")
-    return name
+    raise AssertionError(f"host name {name!r} refused by no rule")  # unreachable
 
 
-def _read_alpn(payload: memoryview) -> tuple[bytes, ...]:
-    reader = _Reader(payload, "ALPN extension")
-    names = _Reader(reader.vector(2, "ALPN protocol list", minimum=2), "ALPN protocol list")
-    reader.end()
+def _read_alpn(data: bytes, pos: int, stop: int) -> tuple[bytes, ...]:
+    scope = "ALPN extension"
+    end = _vector_end(data, pos, stop, 2, "ALPN protocol list", scope, minimum=2)
+    _check_end(end, stop, scope)
+    pos += 2
     protocols: list[bytes] = []
-    while names.remaining:
-        protocols.append(bytes(names.vector(1, "ALPN protocol name", minimum=1)))
+    while pos < end:  # so the name's 1-byte length is there
+        start = pos + 1
+        pos = start + data[pos]
+        if pos == start:
+            raise ParseError("ALPN protocol name of 0 bytes, at least 1 required")
+        if pos > end:
+            raise _past("ALPN protocol name", "ALPN protocol list")
+        protocols.append(data[start:pos])
     return tuple(protocols)
 
 
-def _read_key_share(payload: memoryview) -> tuple[int, ...]:
-    reader = _Reader(payload, "key_share extension")
-    entries = _Reader(reader.vector(2, "client shares"), "client shares")
-    reader.end()
+def _read_key_share(data: bytes, pos: int, stop: int) -> tuple[int, ...]:
+    scope = "key_share extension"
+    end = _vector_end(data, pos, stop, 2, "client shares", scope)
+    _check_end(end, stop, scope)
+    pos += 2
     groups: dict[int, None] = {}  # ordered, and a set for the repeat check
-    while entries.remaining:
-        group = entries.number(2, "key share group")
-        entries.vector(2, "key exchange", minimum=1)
+    while pos < end:
+        if pos + 2 > end:
+            raise _past("key share group", "client shares")
+        group = (data[pos] << 8) | data[pos + 1]
+        pos = _vector_end(data, pos + 2, end, 2, "key exchange", "client shares", minimum=1)
         if group in groups:
             raise ParseError(f"two key shares for group 0x{group:04x}")
         groups[group] = None
