@@ -13,7 +13,9 @@ and ``build_negative_answer`` writes the NXDOMAIN or REFUSED reply for a name po
 and ``with_udp_payload`` replaces a UDP packet's payload, both with fresh lengths and checksums.
 ``parse_client_hello`` reads a TLS client's first bytes, as they arrive, into a
 ``ClientHello`` (SNI, ALPN, versions, offers) once it is complete, ``None`` until then, and
-``ja4`` fingerprints it.
+``ja4`` fingerprints it. ``parse_quic_initial`` decrypts a QUIC client's Initial packet (v1
+or v2) for the CRYPTO frames it carries, and ``client_hello_from_initials`` reads the
+ClientHello they make up, over one datagram or several, with ``parse_client_hello_message``.
 
 IO boundary: none. This component is pure: it takes bytes and returns values, and the
 NFQUEUE shell that receives packets and issues verdicts calls into it.
@@ -63,6 +65,16 @@ from gatewayd.packets.packet import (
     flow_key,
     format_address,
 )
+from gatewayd.packets.quic import (
+    QUIC_VERSION_1,
+    QUIC_VERSION_2,
+    CryptoPiece,
+    InitialKeys,
+    QuicInitial,
+    client_hello_from_initials,
+    initial_keys,
+    parse_quic_initial,
+)
 from gatewayd.packets.reset import tcp_reset_for
 from gatewayd.packets.tls import (
     DEFAULT_MAX_CLIENT_HELLO,
@@ -71,6 +83,7 @@ from gatewayd.packets.tls import (
     ClientHelloTooLarge,
     is_grease,
     parse_client_hello,
+    parse_client_hello_message,
 )
 from gatewayd.packets.transport import (
     PROTO_TCP,
@@ -109,6 +122,8 @@ __all__ = [
     "MAX_TCP_DNS_FRAME",
     "PROTO_TCP",
     "PROTO_UDP",
+    "QUIC_VERSION_1",
+    "QUIC_VERSION_2",
     "TCP_ACK",
     "TCP_AE",
     "TCP_CWR",
@@ -120,6 +135,7 @@ __all__ = [
     "TCP_URG",
     "ClientHello",
     "ClientHelloTooLarge",
+    "CryptoPiece",
     "DnsFlags",
     "DnsMessage",
     "DnsName",
@@ -128,23 +144,29 @@ __all__ = [
     "FlowKey",
     "Fragment",
     "IPAddress",
+    "InitialKeys",
     "NegativeRcode",
     "Packet",
     "Question",
+    "QuicInitial",
     "Resolution",
     "ResourceRecord",
     "Transport",
     "build_negative_answer",
     "checksum",
+    "client_hello_from_initials",
     "flow_key",
     "format_address",
+    "initial_keys",
     "is_grease",
     "ja4",
     "ja4_raw",
     "ones_complement_sum",
     "parse_client_hello",
+    "parse_client_hello_message",
     "parse_dns_message",
     "parse_packet",
+    "parse_quic_initial",
     "protocol_name",
     "pseudo_header_sum",
     "split_tcp_dns",
