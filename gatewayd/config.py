@@ -211,6 +211,13 @@ class NamesSection(_Model):
     # Bound on the bytes of a ClientHello read before deciding (split across segments and
     # records); a larger one is denied.
     max_client_hello: int = Field(default=16384, ge=512, le=65536)
+    # UDP ports where QUIC (HTTP/3) runs. deny: every UDP flow to them is refused (ICMP),
+    # so clients fall back to TCP, where the SNI is read. sni: the client's first Initial
+    # packet is decrypted (its keys derive from the connection id, RFC 9001) and the
+    # ClientHello in it decides, as for TLS over TCP; one that does not fit in the first
+    # datagram is refused (the client falls back to TCP).
+    quic: Literal["deny", "sni"] = "deny"
+    quic_ports: list[Annotated[int, Field(ge=1, le=65535)]] = [443]
 
     @model_validator(mode="after")
     def _ttl_bounds(self) -> NamesSection:

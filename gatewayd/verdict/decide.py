@@ -40,11 +40,13 @@ from gatewayd.packets import (
     DnsMessage,
     Packet,
     build_negative_answer,
+    client_hello_from_initials,
     format_address,
     ja4,
     parse_client_hello,
     parse_dns_message,
     parse_packet,
+    parse_quic_initial,
     split_tcp_dns,
     udp_reply_for,
     with_udp_payload,
@@ -164,6 +166,7 @@ class FlowVerdict(NamedTuple):
     # The ClientHello a pending flow was decided by: its facts (SNI, ALPN, versions, JA4)
     # go into the record, computed when the record is written, after the verdict.
     hello: ClientHello | None = None
+    quic: bool = False
 
     @property
     def agent_id(self) -> str | None:
@@ -193,7 +196,7 @@ class FlowVerdict(NamedTuple):
             fields.update(self.details)
         hello = self.hello
         if hello is not None:
-            fingerprint = ja4(hello)
+            fingerprint = ja4(hello, transport="quic" if self.quic else "tcp")
             fields.update(sni=hello.sni, alpn=[p.decode("ascii", "replace") for p in hello.alpn],
                           tls_versions=[f"{v:#06x}" for v in hello.supported_versions],
                           ja4=fingerprint, signals={"workload_fingerprint": fingerprint})
@@ -262,7 +265,7 @@ class Decider:
                 verdict = first._replace(mark=self.marks.stamp(mark, first.state), now=now,
                                          repeat=True, extra=(), reply=None, drop=False)
                 return self._query(packet, payload, verdict, now)
-        verdict = self._decide(packet, protocol, iface, mark, now)
+        verdict = self._decide(packet, payload, protocol, iface, mark, now)
         if key is not None:
             if len(self._udp) >= MAX_REMEMBERED:
                 self._udp.clear()
@@ -273,7 +276,8 @@ class Decider:
     # --- new flows ---------------------------------------------------------------------
 
     def _decide(
-        self, packet: Packet, protocol: str, iface: str | None, mark: int, now: float
+        self, packet: Packet, raw: bytes, protocol: str, iface: str | None, mark: int,
+        now: float,
     ) -> FlowVerdict:
         identity = (
             self.leases.identity_for(packet.src, iface, now) if iface is not None else None
@@ -303,6 +307,10 @@ class Decider:
             self.observed.hellos.start(_stream_key(packet), packet.seq, now)
             return FlowVerdict(State.PENDING, self.marks.stamp(mark, State.PENDING), decision,
                                now, self.gateway, iface, packet, identity, observed=True)
+        if (identity is not None and protocol == "udp"
+                and packet.dport in self.settings.quic_ports):
+            return self._quic(packet, raw, identity, names, decision, host, flags, iface,
+                              mark, now)
         if host is not None and state is not State.DENY:
             self.observed.decided_by(_host_key(packet), host)
         l7_refused = state is State.DENY and decision.action not in (Action.DENY,
@@ -355,6 +363,59 @@ class Decider:
             return True
         return any(state_for(d, l7_available=self.l7_available) is not State.DENY
                    for d in (by_address, *(d for d, _ in by_name)))
+
+    # --- QUIC -------------------------------------------------------------------------------
+
+    def _quic(
+        self, packet: Packet, raw: bytes, identity: Identity, names: tuple[str, ...],
+        by_names: Decision, host: str | None, flags: tuple[str, ...], iface: str | None,
+        mark: int, now: float,
+    ) -> FlowVerdict:
+        """A UDP flow to a QUIC port: refused (``names.quic: deny``), or decided by the
+        ClientHello in the client's first Initial packet, as for TLS over TCP."""
+        version = self.plan.bundle_version
+        hello: ClientHello | None = None
+        found: list[str] = ["quic", *flags]
+        details: dict[str, Any] = {"names": list(names)}
+        decision = by_names
+        if self.settings.quic == "deny":
+            decision = Decision(Action.DENY, "QUIC is refused (names.quic: deny): clients fall"
+                                " back to TCP, where the SNI is read", None, None, version)
+            host = None
+        else:
+            try:
+                initial = parse_quic_initial(raw[packet.payload_offset:packet.total_len])
+                hello = client_hello_from_initials(initial.crypto,
+                                                   self.settings.max_client_hello)
+            except ParseError as exc:
+                # Not a QUIC Initial: decided by the names resolved, like any UDP flow.
+                found = ["not-quic", *flags]
+                details["quic_error"] = str(exc)
+            else:
+                if hello is None:
+                    found.append("quic-hello-split")
+                    decision = Decision(Action.DENY, "the ClientHello does not fit in the first"
+                                        " QUIC datagram; refused, the client falls back to"
+                                        " TCP", None, None, version)
+                    host = None
+                else:
+                    dest_ip = packet.dst_ip
+
+                    def evaluate(name: str | None, sni: str | None = None) -> Decision:
+                        return self.plan.evaluate(Request(
+                            identity=identity, dest_ip=dest_ip, host=name, port=packet.dport,
+                            protocol="udp", layer="l4", sni=sni), now)
+
+                    decision, host = self._by_hello(hello, names, evaluate, found)
+        state = state_for(decision, l7_available=self.l7_available)
+        if host is not None and state is not State.DENY:
+            self.observed.decided_by(_host_key(packet), host)
+        details["host"] = host
+        l7_refused = state is State.DENY and decision.action not in (Action.DENY,
+                                                                      Action.QUARANTINE)
+        return FlowVerdict(state, self.marks.stamp(mark, state), decision, now, self.gateway,
+                           iface, packet, identity, None, l7_refused, details=details,
+                           flags=tuple(found), hello=hello, quic=True)
 
     # --- pending flows: the ClientHello --------------------------------------------------
 

@@ -329,7 +329,8 @@ def test_tls_to_a_refused_names_address_is_denied(gateway: NamesGateway, family:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_quic_to_an_allowed_name_is_denied(gateway: NamesGateway, family: int) -> None:
-    """api.openai.com is allowed over TCP only: UDP 443 (QUIC) gets no echo back."""
+    """UDP 443 (QUIC) is refused outright by default (``names.quic: deny``), even to a name
+    the agent resolved: no echo comes back, an ICMP error does, at once."""
     resolved(gateway.ns("a1"), OPENAI_NAME, family)
     # The echo answers when the engine is not in the way (the gateway's own socket).
     with udp_socket(gateway.ns("gw"), OPENAI[family], 443) as control:
@@ -344,7 +345,8 @@ def test_quic_to_an_allowed_name_is_denied(gateway: NamesGateway, family: int) -
     assert elapsed < AT_ONCE_S
     event = cursor.one("flow.verdict", src_port=sport)
     assert_fields(event, action="deny", state="deny", protocol="udp", dst_port=443,
-                  host=OPENAI_NAME, names=[OPENAI_NAME])
+                  host=None, names=[OPENAI_NAME], flags=["quic"], rule_id=None)
+    assert "names.quic: deny" in event["reason"], shown(event)
 
 
 # --- 6. DNS over HTTPS and over TLS -----------------------------------------------------

@@ -32,6 +32,7 @@ spec:
     - {id: example, action: allow, destination: {hosts: [example.com], ports: [9000]}}
     - {id: code, action: allow, destination: {hosts: [github.com, www.example.com],
        ports: [443], protocol: tcp}}
+    - {id: web-any, action: allow, destination: {hosts: [www.example.com], ports: [443]}}
     - {id: paste, action: deny, priority: 10, destination: {hosts: [pastebin.com]}}
     - {id: lab, action: deny, priority: 900, destination: {cidrs: [10.78.0.0/24]}}
 """
@@ -343,3 +344,54 @@ def test_is_encrypted_dns_by_name_address_and_port() -> None:
     assert is_encrypted_dns(None, "192.0.2.1", 853)
     assert not is_encrypted_dns("dns.google", "192.0.2.1", 80)
     assert not is_encrypted_dns("api.openai.com", "192.0.2.1", 443)
+
+
+# --- QUIC --------------------------------------------------------------------------------
+
+QUIC = Path(__file__).parents[1] / "packets" / "quic_corpus"
+
+
+def quic(dst: str, name: str) -> bytes:
+    return bytes(IP(src=AGENT, dst=dst) / UDP(sport=44444, dport=443)
+                 / (QUIC / name).read_bytes())
+
+
+def test_quic_is_refused_by_default_even_to_an_allowed_name() -> None:
+    d = decider()
+    learn(d, "www.example.com", EXAMPLE)
+    v = d.decide(quic(EXAMPLE, "aioquic-h3.bin"), 0, 7, NOW)
+    e = v.event().fields
+    assert v.state is State.DENY and e["flags"] == ["quic"] and "names.quic" in e["reason"]
+
+
+def test_quic_by_sni_decides_like_tls() -> None:
+    d = decider(quic="sni")
+    learn(d, "www.example.com", EXAMPLE)
+    v = d.decide(quic(EXAMPLE, "aioquic-h3.bin"), 0, 7, NOW)
+    e = v.event().fields
+    assert v.state is State.ALLOW and e["sni"] == "www.example.com"
+    assert e["rule_id"] == "web-any" and e["ja4"].startswith("q13") and e["alpn"] == ["h3"]
+
+
+def test_quic_sni_not_resolved_there_is_decided_by_address() -> None:
+    d = decider(quic="sni")
+    learn(d, "github.com", EXAMPLE)  # another name on that address
+    v = d.decide(quic(EXAMPLE, "aioquic-h3.bin"), 0, 7, NOW)
+    assert v.state is State.DENY and "sni-mismatch" in v.event().fields["flags"]
+
+
+def test_quic_hello_over_two_datagrams_is_refused() -> None:
+    d = decider(quic="sni")
+    learn(d, "big.example.com", EXAMPLE)
+    v = d.decide(quic(EXAMPLE, "aioquic-two-datagrams.1.bin"), 0, 7, NOW)
+    assert v.state is State.DENY and "quic-hello-split" in v.event().fields["flags"]
+
+
+def test_udp_on_a_quic_port_that_is_not_quic_goes_by_the_resolved_names() -> None:
+    d = decider(quic="sni")
+    learn(d, "example.com", EXAMPLE)
+    udp = bytes(IP(src=AGENT, dst=EXAMPLE) / UDP(sport=5000, dport=443) / b"wireguard?")
+    v = d.decide(udp, 0, 7, NOW)
+    e = v.event().fields
+    assert "not-quic" in e["flags"] and e["host"] == "example.com"
+    assert v.state is State.DENY  # example.com is allowed on 9000 only
