@@ -200,8 +200,9 @@ def test_a_rule_whose_action_is_quarantine_quarantines_the_agent(
 ) -> None:
     """A flow that meets a ``quarantine`` rule is denied, and the engine flags its agent in
     the store: the agent's other flows end and its new ones are denied, until released."""
-    gateway.publish("listeners.yaml", "quarantine-paste.yaml")
     cursor = gateway.cursor()
+    gateway.publish("listeners.yaml", "quarantine-paste.yaml")
+    cursor.wait("policy.loaded", version=gateway.version)
     download = start_stream(gateway, downloads, 4)
     try:
         port = next_local_port()
