@@ -236,6 +236,44 @@ class LeaseSection(_Model):
         return _duration(value)
 
 
+# Leaf certificates longer-lived than this are refused by some TLS clients (Apple: 825
+# days for any server certificate, 398 for publicly trusted ones); stay under both.
+MAX_LEAF_TTL = 397 * 86400
+
+
+class L7Section(_Model):
+    """The L7 engine. For now: the gateway CA that TLS interception will sign leaves with."""
+
+    # Where the gateway CA lives: ca.key (0600), ca.crt, ca.prev.crt after a rotation.
+    # The folder is kept 0700.
+    ca_dir: Path = Path("/var/lib/clawgress/ca")
+    # Lifetime of a new gateway CA (`clawgress ca init|rotate`).
+    ca_ttl: Annotated[int, Field(gt=0)] = 3650 * 86400
+    # Lifetime of a leaf certificate minted per server name (never past the CA's expiry),
+    # and how many are kept, least recently used first out.
+    leaf_ttl: Annotated[int, Field(gt=0)] = 7 * 86400
+    leaf_cache_size: int = Field(default=4096, gt=0, le=1_000_000)
+    # CA certificates (PEM) trusted for upstream servers in addition to the system trust
+    # store: for labs and private services, not for skipping verification.
+    extra_upstream_cas: list[Path] = []
+
+    @field_validator("ca_ttl", "leaf_ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: Any) -> int:
+        return _duration(value)
+
+    @model_validator(mode="after")
+    def _leaf_within_ca(self) -> L7Section:
+        if self.leaf_ttl > MAX_LEAF_TTL:
+            raise ValueError(
+                f"l7.leaf_ttl is longer than {MAX_LEAF_TTL // 86400}d: TLS clients refuse"
+                " server certificates that live longer"
+            )
+        if self.leaf_ttl > self.ca_ttl:
+            raise ValueError("l7.leaf_ttl is longer than l7.ca_ttl")
+        return self
+
+
 class Config(_Model):
     """The whole gateway configuration (see ``examples/gateway.yaml``)."""
 
@@ -248,6 +286,7 @@ class Config(_Model):
     leases: LeaseSection = LeaseSection()
     dataplane: DataplaneSection = DataplaneSection()
     names: NamesSection = NamesSection()
+    l7: L7Section = L7Section()
 
     @model_validator(mode="after")
     def _environments_declared(self) -> Config:
@@ -292,6 +331,11 @@ _PATH_FIELDS = (
     ("audit", "path"),
     ("policy", "last_known_good"),
     ("dataplane", "metrics_path"),
+    ("l7", "ca_dir"),
+)
+_PATH_LIST_FIELDS = (
+    ("policy", "trusted_keys"),
+    ("l7", "extra_upstream_cas"),
 )
 
 
@@ -303,12 +347,13 @@ def _resolve_relative(data: dict[str, Any], base: Path) -> None:
             p = Path(sec[key])
             if not p.is_absolute():
                 sec[key] = str(base / p)
-    pol = data.get("policy")
-    if isinstance(pol, dict) and isinstance(pol.get("trusted_keys"), list):
-        pol["trusted_keys"] = [
-            str(base / k) if isinstance(k, str) and not Path(k).is_absolute() else k
-            for k in pol["trusted_keys"]
-        ]
+    for section, key in _PATH_LIST_FIELDS:
+        sec = data.get(section)
+        if isinstance(sec, dict) and isinstance(sec.get(key), list):
+            sec[key] = [
+                str(base / k) if isinstance(k, str) and not Path(k).is_absolute() else k
+                for k in sec[key]
+            ]
 
 
 def parse_config(text: str, source: str, base: Path | None = None) -> Config:

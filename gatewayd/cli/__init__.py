@@ -7,7 +7,7 @@ registered here.
 
 from __future__ import annotations
 
-from gatewayd.cli import agent, config_cmd, doctor, keys, lab, lease, policy, rules
+from gatewayd.cli import agent, ca, config_cmd, doctor, keys, lab, lease, policy, rules
 from gatewayd.cli.root import cli
 from gatewayd.cli.run import run
 
@@ -16,6 +16,7 @@ cli.add_command(agent.group)
 cli.add_command(lease.group)
 cli.add_command(keys.group)
 cli.add_command(policy.group)
+cli.add_command(ca.group)
 cli.add_command(lab.group)
 cli.add_command(run)
 cli.add_command(rules.group)
