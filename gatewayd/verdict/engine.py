@@ -55,9 +55,10 @@ from gatewayd.packets import format_address, tcp_reset_for
 from gatewayd.policy import Action, Decision
 from gatewayd.policy.activation import ActivePolicy, load_active
 from gatewayd.store import Store, open_store
-from gatewayd.verdict.decide import Decider, Observed
+from gatewayd.verdict.decide import Decider
 from gatewayd.verdict.flows import flows_to_end
 from gatewayd.verdict.metrics import render_metrics
+from gatewayd.verdict.observed import Observed
 
 log = logging.getLogger("clawgress.engine")
 

@@ -18,8 +18,8 @@ from typing import Literal, Protocol
 from gatewayd.identity import LeaseTable, Quarantine
 from gatewayd.netfilter.marks import State
 from gatewayd.policy import Plan, Request
-from gatewayd.verdict.decide import state_for
 from gatewayd.verdict.resolved import ResolvedNames
+from gatewayd.verdict.verdicts import state_for
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

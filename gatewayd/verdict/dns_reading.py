@@ -1,0 +1,190 @@
+"""Reading the DNS messages on allowed flows: denied names answered, answers learnt or refused.
+
+* A query (UDP) for a name a deny rule names is answered by the gateway (NXDOMAIN,
+  REFUSED, or dropped: ``names.denied_query``) and goes no further; audited ``dns.denied``.
+* An answer teaches which names its agent resolved to which addresses (``ResolvedNames``),
+  unless it points into the guard class or a private range no rule names (DNS rebinding):
+  then it is refused — over UDP rewritten into REFUSED, over TCP passed but not learnt —
+  and audited ``dns.refused``. An answer with much TXT data is a tunnelling signal
+  (``dns.signal``). Answers over TCP are put back in order (``Streams``) and split into
+  messages.
+
+Pure: the caller passes the packet, the verdict it has so far and the time; what is learnt
+goes into the ``ResolvedNames`` and ``Streams`` given; the gateway's answer is a packet in
+the verdict for the caller to send. No IO.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from gatewayd.audit import AuditEvent, new_event_id
+from gatewayd.config import NamesSection
+from gatewayd.errors import ParseError
+from gatewayd.identity import Identity
+from gatewayd.netfilter.marks import State
+from gatewayd.packets import (
+    TCP_SYN,
+    DnsMessage,
+    Packet,
+    build_negative_answer,
+    format_address,
+    parse_dns_message,
+    split_tcp_dns,
+    udp_reply_for,
+    with_udp_payload,
+)
+from gatewayd.policy import Plan
+from gatewayd.verdict.observed import stream_key
+from gatewayd.verdict.resolved import ResolvedNames
+from gatewayd.verdict.streams import Feed, Streams
+from gatewayd.verdict.verdicts import FlowVerdict
+
+DNS_PORT = 53
+UDP = 17
+_NEGATIVE = {"nxdomain": "NXDOMAIN", "refused": "REFUSED"}
+
+
+class DnsReader:
+    """Reads DNS queries and answers against one plan; learns into ``names``."""
+
+    def __init__(self, *, plan: Plan, settings: NamesSection, names: ResolvedNames,
+                 streams: Streams, gateway: str) -> None:
+        self.plan = plan
+        self.settings = settings
+        self.names = names
+        self.streams = streams
+        self.gateway = gateway
+
+    def query(self, packet: Packet, raw: bytes, verdict: FlowVerdict,
+              now: float) -> FlowVerdict:
+        """A UDP datagram to port 53 on an allowed flow: a query for a name policy denies is
+        answered here and goes no further."""
+        if (packet.dport != DNS_PORT or verdict.state is not State.ALLOW
+                or verdict.identity is None):
+            return verdict
+        payload = raw[packet.payload_offset:packet.total_len]
+        try:
+            message = parse_dns_message(payload)
+        except ParseError:
+            return verdict  # not ours to judge: the resolver answers what it cannot read
+        if message.flags.qr or len(message.questions) != 1:
+            return verdict
+        name = message.questions[0].name.normalized
+        denied = self.plan.denies_name(verdict.identity, name, now)
+        if denied is None:
+            return verdict
+        how = self.settings.denied_query
+        reply = None
+        if how != "drop":
+            try:
+                reply = udp_reply_for(raw, build_negative_answer(
+                    payload, rcode=_NEGATIVE[how])  # type: ignore[arg-type]
+                )
+            except (ParseError, ValueError):
+                reply = None
+        event = AuditEvent("dns.denied", now, {
+            "agent_id": verdict.identity.agent_id, "name": name,
+            "qtype": message.questions[0].qtype, "answer": how if reply is not None else "drop",
+            "policy_id": denied.policy_id, "rule_id": denied.rule_id, "reason": denied.reason,
+            "src_ip": format_address(packet.src), "resolver": format_address(packet.dst),
+            "gateway": self.gateway,
+        }, new_event_id(now))
+        return verdict._replace(drop=True, reply=reply, extra=(*verdict.extra, event))
+
+    def answers(self, identity: Identity, packet: Packet, raw: bytes, verdict: FlowVerdict,
+                now: float) -> FlowVerdict:
+        """A packet from a resolver toward ``identity``'s agent: the DNS answer it carries
+        (UDP), or the answers its TCP stream completes."""
+        payload = raw[packet.payload_offset:packet.total_len]
+        if packet.protocol == UDP:
+            try:
+                message = parse_dns_message(payload)
+            except ParseError:
+                return verdict
+            return self._answer(identity, message, packet, raw, verdict, now)
+        key = stream_key(packet)
+        if packet.tcp_flags & TCP_SYN:
+            self.streams.start(key, packet.seq, now)
+            return verdict
+        if not payload:
+            return verdict
+        fed = self.streams.feed(key, packet.seq, payload, now)
+        if isinstance(fed, Feed):
+            return verdict
+        try:
+            messages, used = split_tcp_dns(fed)
+        except ParseError:
+            self.streams.forget(key)
+            return verdict
+        self.streams.consume(key, used)
+        for data in messages:
+            try:
+                message = parse_dns_message(data)
+            except ParseError:
+                continue
+            verdict = self._answer(identity, message, packet, None, verdict, now)
+        return verdict
+
+    def _answer(self, identity: Identity, message: DnsMessage, packet: Packet,
+                raw: bytes | None, verdict: FlowVerdict, now: float) -> FlowVerdict:
+        """Learn what ``message`` resolved, or refuse it when it points somewhere guarded.
+
+        ``raw`` is the UDP packet carrying it, which a refusal rewrites into REFUSED; on
+        TCP the answer passes, but the names it carries are not learnt, so flows to those
+        addresses are decided by address.
+        """
+        if not message.flags.qr:
+            return verdict
+        agent = identity.agent_id
+        extra = list(verdict.extra)
+        refused: list[dict[str, str]] = []
+        learnt = []
+        for resolution in message.resolved_addresses():
+            address = ipaddress.ip_address(resolution.address)
+            hit = self.plan.resolution_guard(address)
+            if hit is not None:
+                refused.append({"name": resolution.name, "address": str(address),
+                                "class": hit.kind})
+            else:
+                learnt.append(resolution)
+        rewrite = verdict.rewrite
+        if refused:
+            question = message.questions[0] if message.questions else None
+            if raw is not None and question is not None:
+                query = query_for(message)
+                try:
+                    rewrite = with_udp_payload(raw, build_negative_answer(query,
+                                                                          rcode="REFUSED"))
+                except (ParseError, ValueError):
+                    rewrite = None
+            extra.append(AuditEvent("dns.refused", now, {
+                "agent_id": agent, "refused": refused,
+                "reason": "the answer points into the guard class or a private range that"
+                          " no rule names (DNS rebinding)",
+                "answer": "refused" if rewrite is not None else "passed, not learnt",
+                "dst_ip": format_address(packet.dst), "resolver": format_address(packet.src),
+                "gateway": self.gateway,
+            }, new_event_id(now)))
+        else:
+            for resolution in learnt:
+                self.names.record(agent, resolution.name, resolution.address,
+                                  resolution.ttl, now, resolution.via)
+        txt = message.txt_bytes()
+        if txt > self.settings.txt_signal_bytes:
+            self.names.txt_signals[agent] += 1
+            extra.append(AuditEvent("dns.signal", now, {
+                "agent_id": agent, "signal": "txt-tunnelling", "txt_bytes": txt,
+                "names": [q.name.normalized for q in message.questions],
+                "threshold": self.settings.txt_signal_bytes, "gateway": self.gateway,
+            }, new_event_id(now)))
+        return verdict._replace(rewrite=rewrite, extra=tuple(extra))
+
+
+def query_for(message: DnsMessage) -> bytes:
+    """The query a response answers (its id, RD flag and first question), as bytes."""
+    question = message.questions[0]
+    flags = 0x0100 if message.flags.rd else 0
+    return (message.id.to_bytes(2, "big") + flags.to_bytes(2, "big") + b"\x00\x01"
+            + b"\x00\x00" * 3 + question.name.to_wire() + question.qtype.to_bytes(2, "big")
+            + question.qclass.to_bytes(2, "big"))
