@@ -18,6 +18,7 @@ the gateway's own DNS answers to denied queries leave through a raw socket.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import time
@@ -305,6 +306,24 @@ class VerdictEngine:
             self.counters["dns_answers_failed"] += 1
             log.warning("cannot send the gateway's DNS answer: %s", exc)
 
+    def expire(self, now: float) -> None:
+        """Forget what ran out; a pending flow whose ClientHello never came is recorded as
+        abandoned (it was never decided: its later bytes, if any, are denied)."""
+        for src, sport, dst, dport in self.observed.expire(now):
+            address = ipaddress.ip_address(src)
+            iface = self.config.interface_for(address)
+            identity = (self.decider.leases.identity_for(src, iface, now)
+                        if self.decider is not None and iface is not None else None)
+            self.counters["pending_abandoned"] += 1
+            self.audit.append(AuditEvent("flow.abandoned", now, {
+                "src_ip": str(address), "src_port": sport, "dst_ip": format_address(dst),
+                "dst_port": dport, "protocol": "tcp",
+                "agent_id": identity.agent_id if identity is not None else None,
+                "reason": "pending: no ClientHello within"
+                          f" {self.observed.hellos.idle_s:.0f} s",
+                "gateway": self.config.gateway.name,
+            }))
+
     def _failed(self, pkt: Any, exc: Exception) -> None:
         pkt.set_mark(self.marks.stamp(pkt.get_mark(), State.DENY))
         pkt.accept()
@@ -460,7 +479,7 @@ class VerdictEngine:
             self._every(dp.drift_check_interval_ms / 1000, self.check_drift, "drift check")
         metrics = self.config.metrics_path
         self._every(1.0, lambda: self.write_metrics(metrics), "metrics")
-        self._every(5.0, lambda: self.observed.expire(time.time()), "expiry")
+        self._every(5.0, lambda: self.expire(time.time()), "expiry")
         self._every(1.0, self._fsync_audit, "audit sync")
         try:
             await stop.wait()

@@ -59,10 +59,11 @@ class Observed:
         if len(hosts) > MAX_DECIDED_HOSTS:
             hosts.popitem(last=False)
 
-    def expire(self, now: float) -> None:
+    def expire(self, now: float) -> list[StreamKey]:
+        """Drop what ran out; returns the pending flows whose ClientHello never came."""
         self.names.expire(now)
-        self.hellos.expire(now)
         self.dns.expire(now)
+        return [key for key in self.hellos.expire(now) if isinstance(key, tuple)]
 
 
 def stream_key(packet: Packet) -> StreamKey:

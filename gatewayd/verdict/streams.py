@@ -81,11 +81,12 @@ class Streams:
     def forget(self, key: Hashable) -> None:
         self._streams.pop(key, None)
 
-    def expire(self, now: float) -> int:
+    def expire(self, now: float) -> list[Hashable]:
+        """Forget the streams unfed for ``idle_s``; returns their keys."""
         stale = [k for k, s in self._streams.items() if now - s.touched > self.idle_s]
         for key in stale:
             del self._streams[key]
-        return len(stale)
+        return stale
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._streams

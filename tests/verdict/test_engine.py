@@ -124,3 +124,22 @@ def test_quarantine_by_a_rule_flags_the_agent_once(engine: VerdictEngine) -> Non
     assert held.reason == "rule q/paste: exfil channel"
     kinds = [e["kind"] for e in audit(engine)]
     assert kinds == ["flow.verdict", "agent.quarantined"]
+
+
+def test_a_pending_flow_whose_client_hello_never_came_is_recorded_abandoned(
+    engine: VerdictEngine,
+) -> None:
+    engine.config = parse_config(
+        "workload: {interfaces: [{name: wl0, subnets: [10.77.0.0/24]}]}\n"
+        f"store: {{path: {engine.config.store.path}}}\naudit: {{path: {engine.audit.path}}}\n",
+        "t")
+    hellos = engine.observed.hellos
+    hellos.start((bytes([10, 77, 0, 11]), 40000, bytes([10, 78, 0, 10]), 443), 1000, NOW)
+    engine.expire(NOW + 5)
+    assert audit(engine) == []  # still waiting
+    engine.expire(NOW + hellos.idle_s + 1)
+    (event,) = audit(engine)
+    assert (event["kind"], event["src_ip"], event["dst_port"], event["agent_id"]) == (
+        "flow.abandoned", "10.77.0.11", 443, "bot-1")
+    assert "no ClientHello" in str(event["reason"])
+    assert engine.counters["pending_abandoned"] == 1

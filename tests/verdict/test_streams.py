@@ -77,3 +77,11 @@ def test_any_in_order_cut_gives_the_whole(data: bytes, sizes: list[int], isn: in
         got = fed
         offset += len(piece)
     assert got == data
+
+
+def test_expire_returns_the_keys_that_went() -> None:
+    s = streams()
+    s.start("old", 0, 0.0)
+    s.start("fresh", 0, 9.0)
+    assert s.expire(15.0) == ["old"]
+    assert "fresh" in s
