@@ -35,13 +35,13 @@ from gatewayd.config import NamesSection
 from gatewayd.errors import ParseError
 from gatewayd.identity import Identity, LeaseTable, Quarantine
 from gatewayd.netfilter.marks import Marks, State
-from gatewayd.packets import TCP_SYN, ClientHello, Packet, parse_packet
+from gatewayd.packets import TCP_SYN, ClientHello, Packet, parse_packet, tcp_reset_for
 from gatewayd.policy import Action, Decision, Plan, Request
 from gatewayd.verdict import name_decisions
 from gatewayd.verdict.dns_reading import DNS_PORT, UDP, DnsReader
 from gatewayd.verdict.dns_transports import is_encrypted_dns
 from gatewayd.verdict.hello import HelloReader
-from gatewayd.verdict.observed import Observed, host_key
+from gatewayd.verdict.observed import Observed, host_key, stream_key
 from gatewayd.verdict.streams import Feed
 from gatewayd.verdict.verdicts import PROTOCOLS, FlowVerdict, state_for
 
@@ -163,7 +163,12 @@ class Decider:
         details = {"host": host, "names": list(names)} if names else None
         if is_encrypted_dns(host, str(dest_ip), packet.dport):
             flags = (*flags, "encrypted-dns")
-        return self._decided(decision, host, packet, identity, iface, mark, now, details, flags)
+        verdict = self._decided(decision, host, packet, identity, iface, mark, now, details,
+                                flags)
+        if (protocol == "tcp" and packet.dport == DNS_PORT and verdict.state is State.ALLOW
+                and packet.tcp_flags & TCP_SYN):
+            self.observed.dns.start(stream_key(packet), packet.seq, now)  # its queries
+        return verdict
 
     # --- pending flows: the ClientHello --------------------------------------------------
 
@@ -180,8 +185,9 @@ class Decider:
                                self.gateway, iface, packet, observed=True,
                                drop=read is Feed.GAP)
         if isinstance(read, Feed):
-            return self._refuse(mark, now, iface, "the engine lost this pending flow's state",
+            lost = self._refuse(mark, now, iface, "the engine lost this pending flow's state",
                                 "pending-lost", packet)
+            return lost._replace(reply=reset_toward_server(raw))
         identity = self._identity(packet, iface, now)
         held = self._held(identity, packet, iface, mark, now)
         if held is not None:
@@ -189,8 +195,13 @@ class Decider:
         names = (self.observed.names.names_for(identity.agent_id, packet.dst, now)
                  if identity is not None else ())
         tls = self.hello_reader.tls(identity, names, packet, read, now)
-        return self._decided(tls.decision, tls.host, packet, identity, iface, mark, now,
-                             tls.details, tls.flags, tls.hello)
+        verdict = self._decided(tls.decision, tls.host, packet, identity, iface, mark, now,
+                                tls.details, tls.flags, tls.hello)
+        if verdict.state is State.DENY:
+            # The agent gets a reset from the ruleset; the server, which has the first bytes
+            # of the ClientHello, gets one from the engine.
+            verdict = verdict._replace(reply=reset_toward_server(raw))
+        return verdict
 
     # --- DNS -------------------------------------------------------------------------------
 
@@ -201,10 +212,20 @@ class Decider:
         allow = FlowVerdict(State.ALLOW, self.marks.stamp(mark, State.ALLOW), None, now,
                             self.gateway, iface, packet, observed=True)
         if iface is not None:
-            if packet.protocol != UDP:
-                return allow
             identity = self.leases.identity_for(packet.src, iface, now)
-            return self.dns_reader.query(packet, raw, allow._replace(identity=identity), now)
+            if packet.protocol == UDP:
+                return self.dns_reader.query(packet, raw, allow._replace(identity=identity),
+                                             now)
+            if identity is None:
+                return allow
+            found = self.dns_reader.tcp_queries(identity, packet, raw, now)
+            if found is None:
+                return allow
+            if isinstance(found, Feed):
+                return allow._replace(drop=True)
+            return FlowVerdict(State.DENY, self.marks.stamp(mark, State.DENY), None, now,
+                               self.gateway, iface, packet, identity, observed=True,
+                               extra=(found,), reply=reset_toward_server(raw))
         if packet.sport != DNS_PORT:
             return allow
         agent_iface = self.interface_for(packet.dst_ip)
@@ -256,3 +277,13 @@ class Decider:
     ) -> FlowVerdict:
         return FlowVerdict(State.DENY, self.marks.stamp(mark, State.DENY), None, now,
                            self.gateway, iface, packet, identity, (reason, flag))
+
+
+def reset_toward_server(segment: bytes) -> bytes | None:
+    """A RST from the agent to the server in place of a client segment the gateway refuses
+    (the segment's sequence number is the server's next expected byte), so the server does
+    not keep a half-open connection; ``None`` if the segment cannot be read."""
+    try:
+        return tcp_reset_for(segment)
+    except ParseError:
+        return None

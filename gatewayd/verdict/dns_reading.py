@@ -1,7 +1,8 @@
 """Reading the DNS messages on allowed flows: denied names answered, answers learnt or refused.
 
-* A query (UDP) for a name a deny rule names is answered by the gateway (NXDOMAIN,
-  REFUSED, or dropped: ``names.denied_query``) and goes no further; audited ``dns.denied``.
+* A query for a name a deny rule names goes no further: over UDP the gateway answers it
+  (NXDOMAIN, REFUSED, or dropped: ``names.denied_query``); over TCP, where an answer cannot
+  be put into the stream, the flow is reset. Audited ``dns.denied``.
 * An answer teaches which names its agent resolved to which addresses (``ResolvedNames``),
   unless it points into the guard class or a private range no rule names (DNS rebinding):
   then it is refused — over UDP rewritten into REFUSED, over TCP passed but not learnt —
@@ -91,6 +92,47 @@ class DnsReader:
             "gateway": self.gateway,
         }, new_event_id(now))
         return verdict._replace(drop=True, reply=reply, extra=(*verdict.extra, event))
+
+    def tcp_queries(self, identity: Identity, packet: Packet, raw: bytes,
+                    now: float) -> AuditEvent | Feed | None:
+        """A client segment of an allowed DNS-over-TCP flow: the ``dns.denied`` record when
+        the queries it completes ask for a name a deny rule names (the caller resets the
+        flow: an answer cannot be put into a TCP stream), ``Feed.GAP`` for a segment beyond
+        a gap (dropped, so the client sends it again in order), else ``None``."""
+        payload = raw[packet.payload_offset:packet.total_len]
+        if not payload:
+            return None
+        key = stream_key(packet)
+        fed = self.streams.feed(key, packet.seq, payload, now)
+        if fed is Feed.GAP:
+            return fed
+        if isinstance(fed, Feed):
+            return None
+        try:
+            messages, used = split_tcp_dns(fed)
+        except ParseError:
+            self.streams.forget(key)
+            return None
+        self.streams.consume(key, used)
+        for data in messages:
+            try:
+                message = parse_dns_message(data)
+            except ParseError:
+                continue
+            if message.flags.qr or len(message.questions) != 1:
+                continue
+            name = message.questions[0].name.normalized
+            denied = self.plan.denies_name(identity, name, now)
+            if denied is not None:
+                self.streams.forget(key)
+                return AuditEvent("dns.denied", now, {
+                    "agent_id": identity.agent_id, "name": name,
+                    "qtype": message.questions[0].qtype, "answer": "reset",
+                    "policy_id": denied.policy_id, "rule_id": denied.rule_id,
+                    "reason": denied.reason, "src_ip": format_address(packet.src),
+                    "resolver": format_address(packet.dst), "gateway": self.gateway,
+                }, new_event_id(now))
+        return None
 
     def answers(self, identity: Identity, packet: Packet, raw: bytes, verdict: FlowVerdict,
                 now: float) -> FlowVerdict:

@@ -289,7 +289,8 @@ class VerdictEngine:
             self.quarantine(verdict.agent_id, decision)
 
     def _send(self, packet: bytes) -> None:
-        """Send a whole IP packet the engine built (a DNS answer toward an agent)."""
+        """Send a whole IP packet the engine built: a DNS answer toward an agent, or a reset
+        toward a server whose client segment the gateway refused."""
         version = packet[0] >> 4
         try:
             sock = self._raw.get(version)
@@ -301,10 +302,10 @@ class VerdictEngine:
                 self._raw[version] = sock
             dst = packet[16:20] if version == 4 else packet[24:40]
             sock.sendto(packet, (format_address(dst), 0))
-            self.counters["dns_answers_sent"] += 1
+            self.counters["packets_sent"] += 1
         except OSError as exc:
-            self.counters["dns_answers_failed"] += 1
-            log.warning("cannot send the gateway's DNS answer: %s", exc)
+            self.counters["packets_send_failed"] += 1
+            log.warning("cannot send a packet the engine built: %s", exc)
 
     def expire(self, now: float) -> None:
         """Forget what ran out; a pending flow whose ClientHello never came is recorded as

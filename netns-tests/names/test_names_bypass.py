@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -281,6 +282,27 @@ def test_answers_on_a_socket_the_gateway_answered_before_are_still_read(
         assert isinstance(rebind, bytes), rebind
         assert rebind[:2] == b"\x02\x02", rebind
         assert rebind[3] & 0x0F == 5, rebind
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_denied_name_over_tcp_resets_the_query(gateway: NamesGateway, family: int) -> None:
+    """Over TCP the gateway cannot answer inside the stream: the query never leaves and the
+    flow is reset."""
+    cursor = gateway.cursor()
+    query = dns_query("pastebin.com", qid=0x0303)
+    with gateway.ns("a1").entered(), \
+            socket.create_connection((RESOLVERS[family], 53), timeout=3) as sock:
+        sock.sendall(len(query).to_bytes(2, "big") + query)
+        with pytest.raises(ConnectionResetError):
+            sock.recv(512)
+    event = cursor.one("dns.denied", name="pastebin.com")
+    assert_fields(event, answer="reset", rule_id="paste-sites", src_ip=A1[family])
+    # The resolver's side was reset too: the lab's dnsmasq serves TCP one connection at a
+    # time, so a half-open one would hold the next query until it timed out.
+    started = time.monotonic()
+    reply = resolve(gateway.ns("a1"), "example.com", "A", tcp=True, server=RESOLVERS[family])
+    assert reply.rcode == 0, reply
+    assert time.monotonic() - started < 1.0
 
 
 def test_an_answer_pointing_inside_is_refused_over_ipv6_too(gateway: NamesGateway) -> None:

@@ -157,6 +157,10 @@ def test_a_sni_the_agent_did_not_resolve_there_is_flagged_and_gives_nothing() ->
     learn(d, "github.com", GITHUB)
     v = tls_flow(d, GITHUB, "api.openai.com")  # fronting through github.com's address
     e = v.event().fields  # type: ignore[attr-defined]
+    # The server, which saw the SYN, gets a reset in place of the refused ClientHello.
+    rst = IP(v.reply)  # type: ignore[attr-defined]
+    assert (rst.src, rst.dst, rst[TCP].dport, rst[TCP].seq) == (AGENT, GITHUB, 443, 1001)
+    assert rst[TCP].flags.R
     assert v.state is State.DENY and "sni-mismatch" in e["flags"]  # type: ignore[attr-defined]
     assert "not a name the agent resolved" in e["reason"]
 
@@ -395,3 +399,32 @@ def test_udp_on_a_quic_port_that_is_not_quic_goes_by_the_resolved_names() -> Non
     e = v.event().fields
     assert "not-quic" in e["flags"] and e["host"] == "example.com"
     assert v.state is State.DENY  # example.com is allowed on 9000 only
+
+
+def test_a_tcp_query_for_a_denied_name_resets_its_flow() -> None:
+    d = decider()
+    syn53 = bytes(IP(src=AGENT, dst=RESOLVER) / TCP(sport=40053, dport=53, flags="S", seq=10))
+    assert d.decide(syn53, 0, 7, NOW).state is State.ALLOW
+
+    def framed(name: str, qid: int) -> bytes:
+        message = bytes(DNS(id=qid, rd=1, qd=DNSQR(qname=name)))
+        return len(message).to_bytes(2, "big") + message
+
+    def segment53(data: bytes, seq: int) -> bytes:
+        return bytes(IP(src=AGENT, dst=RESOLVER) / TCP(sport=40053, dport=53, flags="PA",
+                                                       seq=seq) / data)
+
+    allowed = framed("example.com", 1)
+    ok = d.decide(segment53(allowed, 11), OBSERVED, 7, NOW)
+    assert ok.state is State.ALLOW and ok.observed and not ok.drop
+    denied = framed("pastebin.com", 2)
+    start = 11 + len(allowed)
+    ahead = d.decide(segment53(denied[3:], start + 3), OBSERVED, 7, NOW)
+    assert ahead.drop  # beyond a gap: dropped until the bytes before it come
+    assert d.decide(segment53(denied[:3], start), OBSERVED, 7, NOW).state is State.ALLOW
+    v = d.decide(segment53(denied[3:], start + 3), OBSERVED, 7, NOW)
+    assert v.state is State.DENY and MARKS.state_of(v.mark) is State.DENY
+    (event,) = v.extra
+    assert (event.kind, event.fields["answer"], event.fields["rule_id"]) == (
+        "dns.denied", "reset", "paste")
+    assert v.reply is not None and IP(v.reply)[TCP].flags.R  # the resolver's side too
