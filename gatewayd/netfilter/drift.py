@@ -2,8 +2,8 @@
 
 After ``apply`` the engine takes a ``Baseline``: the live table as ``nft -j`` lists it,
 normalized (no handles, no counter values, no elements of the sets that change at run
-time: ``flood4``, ``flood6``, ``denied4``, ``denied6``, ``leased4``, ``leased6``), plus
-the xtables rules the render added.
+time: ``flood4``, ``flood6``, ``observed4``, ``observed6``, ``denied4``, ``denied6``,
+``leased4``, ``leased6``), plus the xtables rules the render added.
 ``check_drift(baseline)`` lists the table again and says what changed: the table is gone,
 a chain or set appeared, vanished or changed, rules were removed, added or altered, or our
 xtables rules are missing. The engine calls it periodically, re-applies and audits.
@@ -27,7 +27,8 @@ from gatewayd.netfilter.render import TABLE, Ruleset, XtablesRule
 
 # Sets the kernel fills at run time: their elements are state, not configuration.
 # Sets whose elements change at run time: the kernel (flood, denied) or the engine (leased).
-DYNAMIC_SETS = frozenset({"flood4", "flood6", "denied4", "denied6", "leased4", "leased6"})
+DYNAMIC_SETS = frozenset({"flood4", "flood6", "observed4", "observed6", "denied4", "denied6",
+                          "leased4", "leased6"})
 _VOLATILE_KEYS = frozenset({"handle", "family", "table"})
 
 

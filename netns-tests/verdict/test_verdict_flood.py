@@ -16,6 +16,7 @@ import pytest
 from verdict_net import (
     counting_listener,
     curl,
+    dns_query,
     extra_address,
     url_host,
     wait_for,
@@ -24,6 +25,7 @@ from verdict_support import (
     A1,
     AF,
     AT_ONCE_S,
+    DNS,
     FAMILIES,
     GITHUB,
     NEW_FLOW_BURST,
@@ -207,6 +209,41 @@ def test_addresses_an_agent_adds_share_one_small_budget(gateway: Gateway) -> Non
     assert flood.sent > 10 * shared, f"only {flood.sent} packets in {flood.elapsed:.1f}s"
     assert unleased > flood.sent - shared - 100
     assert queued <= shared + len(legit) + 50, f"{queued} queued, shared budget {shared:.0f}"
+    assert legit, "no request from a2 during the flood"
+    assert all(r.status == 200 for r in legit)
+    assert max(r.elapsed for r in legit) < AT_ONCE_S
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_dns_flood_on_an_allowed_flow_is_limited_per_agent(
+    gateway: Gateway, family: int
+) -> None:
+    """The engine reads every DNS message of an allowed flow; an agent that floods queries
+    on one socket gets the same per-source budget for them as for new flows, so the queue
+    sees at most that, and a2 keeps working."""
+    url = f"https://{url_host(GITHUB[family])}/"
+    drops = gateway.rule_counter("observe", "flood")
+    queued = gateway.queued()
+    sent = 0
+    legit = []
+    with gateway.ns("a1").socket(AF[family], socket.SOCK_DGRAM) as sock:
+        sock.connect((DNS[family], 53))
+        sock.setblocking(False)
+        start = time.monotonic()
+        while time.monotonic() - start < FLOOD_S:
+            for qid in range(200):
+                with contextlib.suppress(BlockingIOError, ConnectionRefusedError):
+                    sock.send(dns_query("example.com", qid=qid))
+                    sent += 1
+            legit.append(curl(gateway.lab, "a2", url))
+        elapsed = time.monotonic() - start
+    queued = gateway.queued() - queued
+    drops = gateway.rule_counter("observe", "flood") - drops
+    # Queries and their answers both count against a1's budget for what the engine reads.
+    limit = NEW_FLOW_RATE * elapsed + NEW_FLOW_BURST
+    assert sent > 5 * limit, f"only {sent} queries in {elapsed:.1f}s"
+    assert drops > sent - limit - 100, f"{drops} dropped of {sent}"
+    assert queued <= limit + 3 * len(legit) + 60, f"{queued} queued, limit {limit:.0f}"
     assert legit, "no request from a2 during the flood"
     assert all(r.status == 200 for r in legit)
     assert max(r.elapsed for r in legit) < AT_ONCE_S
