@@ -191,6 +191,11 @@ class NamesSection(_Model):
     max_ttl_s: int = Field(default=86400, gt=0)
     # Memory bound: addresses remembered per agent; the least recently resolved go first.
     max_addresses_per_agent: int = Field(default=4096, gt=0)
+    # The resolvers agents use. Only their answers teach the engine names: a DNS server an
+    # agent controls (any destination policy opens on port 53) could otherwise bind an
+    # allowed name to any address. Empty: every server policy allows on port 53 teaches
+    # names, and the engine warns at start.
+    resolvers: list[IPvAnyAddress] = []
     # A query for a name that a deny rule names: answered NXDOMAIN or REFUSED by the
     # gateway (the query never leaves), or dropped.
     denied_query: Literal["nxdomain", "refused", "drop"] = "nxdomain"

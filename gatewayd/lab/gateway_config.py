@@ -13,6 +13,7 @@ import yaml
 
 from gatewayd.config import FailMode
 from gatewayd.lab.plan import (
+    DNS_SERVER,
     ENVIRONMENT,
     GATEWAY_UPLINK,
     GATEWAY_WORKLOAD,
@@ -54,6 +55,7 @@ def gateway_config_data(plan: LabPlan, paths: StatePaths, fail_mode: FailMode) -
         },
         # The defaults, written out so the file shows which queues the lab's engine binds.
         "dataplane": {"queue": 0, "reset_queue": 1, "queue_backend": "auto"},
+        "names": {"resolvers": [str(DNS_SERVER.v4), str(DNS_SERVER.v6)]},
     }
 
 

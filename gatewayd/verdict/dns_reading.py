@@ -3,7 +3,8 @@
 * A query for a name a deny rule names goes no further: over UDP the gateway answers it
   (NXDOMAIN, REFUSED, or dropped: ``names.denied_query``); over TCP, where an answer cannot
   be put into the stream, the flow is reset. Audited ``dns.denied``.
-* An answer teaches which names its agent resolved to which addresses (``ResolvedNames``),
+* An answer from one of the trusted resolvers (``names.resolvers``; any, when none are
+  set) teaches which names its agent resolved to which addresses (``ResolvedNames``),
   unless it points into the guard class or a private range no rule names (DNS rebinding):
   then it is refused — over UDP rewritten into REFUSED, over TCP passed but not learnt —
   and audited ``dns.refused``. An answer with much TXT data is a tunnelling signal
@@ -56,6 +57,8 @@ class DnsReader:
         self.names = names
         self.streams = streams
         self.gateway = gateway
+        # Packed addresses of the resolvers whose answers teach names (empty: any).
+        self.resolvers = frozenset(ip.packed for ip in settings.resolvers)
 
     def query(self, packet: Packet, raw: bytes, verdict: FlowVerdict,
               now: float) -> FlowVerdict:
@@ -137,7 +140,10 @@ class DnsReader:
     def answers(self, identity: Identity, packet: Packet, raw: bytes, verdict: FlowVerdict,
                 now: float) -> FlowVerdict:
         """A packet from a resolver toward ``identity``'s agent: the DNS answer it carries
-        (UDP), or the answers its TCP stream completes."""
+        (UDP), or the answers its TCP stream completes. Answers from a server that is not
+        one of ``names.resolvers`` (when set) pass unread: they teach nothing."""
+        if self.resolvers and packet.src not in self.resolvers:
+            return verdict
         payload = raw[packet.payload_offset:packet.total_len]
         if packet.protocol == UDP:
             try:

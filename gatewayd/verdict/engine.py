@@ -474,6 +474,9 @@ class VerdictEngine:
                                          version=self.active.version if self.active else None))
         self.audit.flush()
         log.info("verdict engine running: queue %d, reset queue %d", dp.queue, dp.reset_queue)
+        if not self.config.names.resolvers:
+            log.warning("names.resolvers is empty: every DNS server policy allows on port 53"
+                        " teaches names; list the agents' resolvers")
         self._every(dp.reload_interval_ms / 1000, lambda: self.reload_if_changed(time.time()),
                     "reload")
         if self.manage_rules:

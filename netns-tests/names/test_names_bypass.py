@@ -17,14 +17,19 @@ resolved nothing leases a3 to ``analyst`` (team research) for its duration.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import dns.message
+import dns.rcode
+import dns.rrset
 import pytest
 from names_net import (
     Outcome,
@@ -38,6 +43,7 @@ from names_net import (
     udp_fragments,
 )
 from names_support import NamesGateway
+from nsutil import Namespace
 from verdict_net import curl, dns_query, exchange, next_local_port, udp_socket, wait_for
 from verdict_support import (
     A1,
@@ -643,3 +649,60 @@ def test_a_host_header_unlike_the_sni_is_decided_by_the_sni(
     event = cursor.one("flow.verdict", src_ip=A2[family], src_port=done.local_port)
     assert_fields(event, agent_id="builder", state="allow", host=GITHUB_NAME, sni=GITHUB_NAME,
                   rule_id="code-hosting")
+
+
+# --- a resolver the agent controls ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def lying_resolver(ns: Namespace, address: str, name: str, answer: str) -> Iterator[None]:
+    """A DNS server on ``address``:53 in ``ns`` that answers every query for ``name`` with
+    ``answer`` (A), NXDOMAIN otherwise."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with ns.entered():
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.bind((address, 53))
+    sock.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(data)
+            reply = dns.message.make_response(query)
+            asked = query.question[0].name.to_text(omit_final_dot=True)
+            if asked == name:
+                reply.answer.append(dns.rrset.from_text(asked + ".", 300, "IN", "A", answer))
+            else:
+                reply.set_rcode(dns.rcode.NXDOMAIN)
+            sock.sendto(reply.to_wire(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(2)
+        sock.close()
+
+
+def test_a_resolver_that_is_not_the_agents_teaches_nothing(gateway: NamesGateway) -> None:
+    """Policy opens port 53 on example.com's address by mistake; the agent runs a DNS server
+    there that binds api.openai.com to pastebin.com's address. The lab lists its resolver
+    in ``names.resolvers``, so that answer teaches the engine nothing: TLS to pastebin's
+    address claiming api.openai.com is decided by address (refused at the SYN)."""
+    gateway.publish("names.yaml", "rogue-dns.yaml")
+    time.sleep(3 * RELOAD_S)
+    with lying_resolver(gateway.ns("up"), EXAMPLE[4], OPENAI_NAME, PASTEBIN[4]):
+        reply = resolve(gateway.ns("a1"), OPENAI_NAME, "A", server=EXAMPLE[4])
+        assert (reply.rcode, reply.answers) == (0, [PASTEBIN[4]]), reply  # the lie arrived
+        cursor = gateway.cursor()
+        done = tls(gateway, "a1", 4, PASTEBIN[4], sni=OPENAI_NAME)
+    assert_reset_at_connect(done, "TLS to the address the lying resolver gave")
+    event = cursor.one("flow.verdict", src_port=done.sport)
+    assert_fields(event, state="deny", dst_ip=PASTEBIN[4], rule_id="lab-network")
+    assert not event.get("names"), shown(event)

@@ -428,3 +428,16 @@ def test_a_tcp_query_for_a_denied_name_resets_its_flow() -> None:
     assert (event.kind, event.fields["answer"], event.fields["rule_id"]) == (
         "dns.denied", "reset", "paste")
     assert v.reply is not None and IP(v.reply)[TCP].flags.R  # the resolver's side too
+
+
+def test_only_the_listed_resolvers_teach_names() -> None:
+    d = decider(resolvers=[RESOLVER])
+    rogue = bytes(IP(src=EXAMPLE, dst=AGENT) / UDP(sport=53, dport=33333)
+                  / DNS(id=7, qr=1, qd=DNSQR(qname="api.openai.com"),
+                        an=DNSRR(rrname="api.openai.com", type="A", rdata=PASTE, ttl=300)))
+    v = d.decide(rogue, OBSERVED, 9, NOW)
+    assert v.state is State.ALLOW and v.rewrite is None and not v.extra
+    assert d.observed.names.names_for("bot-1", bytes([10, 78, 0, 13]), NOW) == ()
+    learn(d, "api.openai.com", OPENAI)  # from the listed resolver
+    assert d.observed.names.names_for("bot-1", bytes([10, 78, 0, 10]), NOW) == (
+        "api.openai.com",)
