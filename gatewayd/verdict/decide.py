@@ -180,10 +180,10 @@ class Decider:
         read = self.hello_reader.read(packet, raw, now)
         if read is None or read is Feed.GAP:
             # Incomplete so far. Out of order (a gap): dropped, the client sends it again
-            # after the bytes before it.
-            return FlowVerdict(State.PENDING, self.marks.stamp(mark, State.PENDING), None, now,
-                               self.gateway, iface, packet, observed=True,
-                               drop=read is Feed.GAP)
+            # after the bytes before it. Stamped without a state: passing on a segment
+            # never changes the flow's state (it may have been ended meanwhile).
+            return FlowVerdict(State.PENDING, self._unchanged(mark), None, now, self.gateway,
+                               iface, packet, observed=True, drop=read is Feed.GAP)
         if isinstance(read, Feed):
             lost = self._refuse(mark, now, iface, "the engine lost this pending flow's state",
                                 "pending-lost", packet)
@@ -209,8 +209,8 @@ class Decider:
              now: float) -> FlowVerdict:
         """A DNS message on an allowed flow (the ruleset queues only those): a query from an
         agent, or an answer toward one."""
-        allow = FlowVerdict(State.ALLOW, self.marks.stamp(mark, State.ALLOW), None, now,
-                            self.gateway, iface, packet, observed=True)
+        allow = FlowVerdict(State.ALLOW, self._unchanged(mark), None, now, self.gateway,
+                            iface, packet, observed=True)
         if iface is not None:
             identity = self.leases.identity_for(packet.src, iface, now)
             if packet.protocol == UDP:
@@ -236,6 +236,13 @@ class Decider:
         return self.dns_reader.answers(answered, packet, raw, allow, now)
 
     # --- verdicts --------------------------------------------------------------------------
+
+    def _unchanged(self, mark: int) -> int:
+        """The mark of a packet the engine passes on without deciding its flow (a DNS
+        message read, part of a ClientHello): stamped, with no state, so the ruleset's
+        commit chain leaves the flow's state as it is. A flow the engine ended while the
+        packet waited in the queue stays ended."""
+        return self.marks.stamp(mark, State.UNDECIDED)
 
     def _identity(self, packet: Packet, iface: str | None, now: float) -> Identity | None:
         """Who holds the packet's source on the interface it came in on."""

@@ -257,6 +257,31 @@ def refused_now(sock: socket.socket) -> bool:
     return isinstance(answer, OSError) and not isinstance(answer, TimeoutError)
 
 
+def test_a_dns_message_read_after_its_flow_ended_does_not_revive_it(gateway: Gateway) -> None:
+    """The engine reads every DNS message of an allowed flow. One that waited in the queue
+    while the flow was ended must not put the flow back: the engine stamps what it only
+    reads without a state, so the ended flow stays ended."""
+    deny = f"{2 << 20:#x}/{0xF << 20:#x}"  # the deny state, in the lab's mark layout
+    with udp_socket(gateway.ns("a1"), DNS[4], 53, timeout=0.5) as sock:
+        answer, _ = exchange(sock, dns_query())
+        assert isinstance(answer, bytes)
+        sport = sock.getsockname()[1]
+        with gateway.engine_paused():
+            sock.send(dns_query(qid=0x0404))  # waits in the queue
+            time.sleep(0.1)
+            # The flow ends while that query waits (as a lease revocation would end it).
+            gateway.ns("gw").run("conntrack", "-U", "-p", "udp", "--orig-src", A1[4],
+                                 "--orig-port-src", str(sport), "--mark", deny)
+        # The engine passes the waiting query on; the flow must stay ended.
+        time.sleep(0.3)
+        later = first_time("the ended flow to refuse a query", lambda: refused_now(sock),
+                           timeout=2.0)
+        assert later
+    listing = gateway.ns("gw").run("conntrack", "-L", "-p", "udp", "--orig-src", A1[4],
+                                   "--orig-port-src", str(sport)).stdout
+    assert f"mark={2 << 20}" in listing, listing
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_revoking_a_lease_ends_its_udp_flows(gateway: Gateway, family: int) -> None:
     cursor = gateway.cursor()

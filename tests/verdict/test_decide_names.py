@@ -441,3 +441,18 @@ def test_only_the_listed_resolvers_teach_names() -> None:
     learn(d, "api.openai.com", OPENAI)  # from the listed resolver
     assert d.observed.names.names_for("bot-1", bytes([10, 78, 0, 10]), NOW) == (
         "api.openai.com",)
+
+
+def test_packets_read_but_not_decided_leave_the_flows_state_alone() -> None:
+    """A DNS message or a ClientHello segment is stamped without a state: the commit chain
+    leaves the flow as it is, so a flow ended while the packet waited stays ended."""
+    d = decider()
+    answer_verdict = d.decide(answer("example.com", EXAMPLE), OBSERVED, 9, NOW)
+    query_verdict = d.decide(query("example.com"), OBSERVED, 7, NOW)
+    learn(d, "api.openai.com", OPENAI)
+    d.decide(syn(OPENAI, 443), 0, 7, NOW)
+    partial = d.decide(segment(OPENAI, 443, client_hello("api.openai.com")[:10], 1001),
+                       PENDING, 7, NOW)
+    for v in (answer_verdict, query_verdict, partial):
+        assert v.observed
+        assert MARKS.is_stamped(v.mark) and MARKS.state_of(v.mark) is State.UNDECIDED
