@@ -36,7 +36,7 @@ from gatewayd.packets import (
     udp_reply_for,
     with_udp_payload,
 )
-from gatewayd.policy import Plan
+from gatewayd.policy import Decision, Plan
 from gatewayd.verdict.observed import stream_key
 from gatewayd.verdict.resolved import ResolvedNames
 from gatewayd.verdict.streams import Feed, Streams
@@ -72,10 +72,7 @@ class DnsReader:
             message = parse_dns_message(payload)
         except ParseError:
             return verdict  # not ours to judge: the resolver answers what it cannot read
-        if message.flags.qr or len(message.questions) != 1:
-            return verdict
-        name = message.questions[0].name.normalized
-        denied = self.plan.denies_name(verdict.identity, name, now)
+        denied = self._denied(verdict.identity, message, now)
         if denied is None:
             return verdict
         how = self.settings.denied_query
@@ -87,13 +84,8 @@ class DnsReader:
                 )
             except (ParseError, ValueError):
                 reply = None
-        event = AuditEvent("dns.denied", now, {
-            "agent_id": verdict.identity.agent_id, "name": name,
-            "qtype": message.questions[0].qtype, "answer": how if reply is not None else "drop",
-            "policy_id": denied.policy_id, "rule_id": denied.rule_id, "reason": denied.reason,
-            "src_ip": format_address(packet.src), "resolver": format_address(packet.dst),
-            "gateway": self.gateway,
-        }, new_event_id(now))
+        event = self._denied_event(verdict.identity, message, denied, packet,
+                                   how if reply is not None else "drop", now)
         return verdict._replace(drop=True, reply=reply, extra=(*verdict.extra, event))
 
     def tcp_queries(self, identity: Identity, packet: Packet, raw: bytes,
@@ -102,39 +94,16 @@ class DnsReader:
         the queries it completes ask for a name a deny rule names (the caller resets the
         flow: an answer cannot be put into a TCP stream), ``Feed.GAP`` for a segment beyond
         a gap (dropped, so the client sends it again in order), else ``None``."""
-        payload = raw[packet.payload_offset:packet.total_len]
-        if not payload:
+        messages = self._tcp_messages(packet, raw, now)
+        if messages is Feed.GAP:
+            return messages
+        if isinstance(messages, Feed):
             return None
-        key = stream_key(packet)
-        fed = self.streams.feed(key, packet.seq, payload, now)
-        if fed is Feed.GAP:
-            return fed
-        if isinstance(fed, Feed):
-            return None
-        try:
-            messages, used = split_tcp_dns(fed)
-        except ParseError:
-            self.streams.forget(key)
-            return None
-        self.streams.consume(key, used)
-        for data in messages:
-            try:
-                message = parse_dns_message(data)
-            except ParseError:
-                continue
-            if message.flags.qr or len(message.questions) != 1:
-                continue
-            name = message.questions[0].name.normalized
-            denied = self.plan.denies_name(identity, name, now)
+        for message in messages:
+            denied = self._denied(identity, message, now)
             if denied is not None:
-                self.streams.forget(key)
-                return AuditEvent("dns.denied", now, {
-                    "agent_id": identity.agent_id, "name": name,
-                    "qtype": message.questions[0].qtype, "answer": "reset",
-                    "policy_id": denied.policy_id, "rule_id": denied.rule_id,
-                    "reason": denied.reason, "src_ip": format_address(packet.src),
-                    "resolver": format_address(packet.dst), "gateway": self.gateway,
-                }, new_event_id(now))
+                self.streams.forget(stream_key(packet))
+                return self._denied_event(identity, message, denied, packet, "reset", now)
         return None
 
     def answers(self, identity: Identity, packet: Packet, raw: bytes, verdict: FlowVerdict,
@@ -144,35 +113,63 @@ class DnsReader:
         one of ``names.resolvers`` (when set) pass unread: they teach nothing."""
         if self.resolvers and packet.src not in self.resolvers:
             return verdict
-        payload = raw[packet.payload_offset:packet.total_len]
         if packet.protocol == UDP:
             try:
-                message = parse_dns_message(payload)
+                message = parse_dns_message(raw[packet.payload_offset:packet.total_len])
             except ParseError:
                 return verdict
             return self._answer(identity, message, packet, raw, verdict, now)
-        key = stream_key(packet)
         if packet.tcp_flags & TCP_SYN:
-            self.streams.start(key, packet.seq, now)
+            self.streams.start(stream_key(packet), packet.seq, now)
             return verdict
-        if not payload:
+        messages = self._tcp_messages(packet, raw, now)
+        if isinstance(messages, Feed):
             return verdict
-        fed = self.streams.feed(key, packet.seq, payload, now)
-        if isinstance(fed, Feed):
-            return verdict
-        try:
-            messages, used = split_tcp_dns(fed)
-        except ParseError:
-            self.streams.forget(key)
-            return verdict
-        self.streams.consume(key, used)
-        for data in messages:
-            try:
-                message = parse_dns_message(data)
-            except ParseError:
-                continue
+        for message in messages:
             verdict = self._answer(identity, message, packet, None, verdict, now)
         return verdict
+
+    def _tcp_messages(self, packet: Packet, raw: bytes, now: float) -> list[DnsMessage] | Feed:
+        """The DNS messages a TCP segment completes in its direction's stream (put in order
+        from the SYN and framed by length), those that parse; a ``Feed`` when the segment
+        could not be added (a gap, no stream, too long)."""
+        payload = raw[packet.payload_offset:packet.total_len]
+        if not payload:
+            return []
+        key = stream_key(packet)
+        fed = self.streams.feed(key, packet.seq, payload, now)
+        if isinstance(fed, Feed):
+            return fed
+        try:
+            frames, used = split_tcp_dns(fed)
+        except ParseError:
+            self.streams.forget(key)
+            return []
+        self.streams.consume(key, used)
+        messages = []
+        for data in frames:
+            try:
+                messages.append(parse_dns_message(data))
+            except ParseError:
+                continue
+        return messages
+
+    def _denied(self, identity: Identity, message: DnsMessage, now: float) -> Decision | None:
+        """The deny rule that refuses the one name ``message`` asks for, if it is a query."""
+        if message.flags.qr or len(message.questions) != 1:
+            return None
+        return self.plan.denies_name(identity, message.questions[0].name.normalized, now)
+
+    def _denied_event(self, identity: Identity, message: DnsMessage, denied: Decision,
+                      packet: Packet, answer: str, now: float) -> AuditEvent:
+        question = message.questions[0]
+        return AuditEvent("dns.denied", now, {
+            "agent_id": identity.agent_id, "name": question.name.normalized,
+            "qtype": question.qtype, "answer": answer, "policy_id": denied.policy_id,
+            "rule_id": denied.rule_id, "reason": denied.reason,
+            "src_ip": format_address(packet.src), "resolver": format_address(packet.dst),
+            "gateway": self.gateway,
+        }, new_event_id(now))
 
     def _answer(self, identity: Identity, message: DnsMessage, packet: Packet,
                 raw: bytes | None, verdict: FlowVerdict, now: float) -> FlowVerdict:
