@@ -20,11 +20,12 @@ import datetime as dt
 import hashlib
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gatewayd.errors import ClawgressError
+from gatewayd.l7.certs import ca_certificate, private_key_pem
 from gatewayd.l7.leaf import BACKDATE, ORGANIZATION, Leaf, LeafCache, mint_leaf, server_name
 
 DEFAULT_LEAF_TTL = 7 * 86400
@@ -77,36 +78,9 @@ def issue_ca(
     subject = ca_subject(gateway_name)
     key = ec.generate_private_key(ec.SECP256R1())
     start = int(now)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(dt.datetime.fromtimestamp(start - BACKDATE, tz=dt.UTC))
-        .not_valid_after(dt.datetime.fromtimestamp(start + ttl, tz=dt.UTC))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                       critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    cert = ca_certificate(key, subject, dt.datetime.fromtimestamp(start - BACKDATE, tz=dt.UTC),
+                          dt.datetime.fromtimestamp(start + ttl, tz=dt.UTC))
     return key, cert
-
-
-def private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def _public_der(key: ec.EllipticCurvePublicKey) -> bytes:

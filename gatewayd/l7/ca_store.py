@@ -29,8 +29,8 @@ from gatewayd.l7.ca import (
     DEFAULT_LEAF_TTL,
     GatewayCA,
     issue_ca,
-    private_key_pem,
 )
+from gatewayd.l7.certs import private_key_pem
 from gatewayd.l7.files import (
     discard_file,
     ensure_private_dir,

@@ -19,10 +19,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
+from gatewayd.l7.certs import server_certificate
 from gatewayd.policy.selectors import normalize_host
 
 # Leaves start this long before they are minted: clients with a clock a little behind
@@ -122,35 +123,9 @@ def mint_leaf(
     attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)]
     if len(name) <= MAX_COMMON_NAME:
         attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, name))
-    try:
-        ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        authority = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
-    except x509.ExtensionNotFound:
-        authority = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name(attributes))
-        .issuer_name(ca_cert.subject)
-        .public_key(leaf_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_utc(not_before))
-        .not_valid_after(_utc(not_after))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([_subject_alt_name(name)]), critical=False)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False
-        )
-        .add_extension(authority, critical=False)
-        .sign(ca_key, hashes.SHA256())
+    cert = server_certificate(
+        leaf_key, x509.Name(attributes), [_subject_alt_name(name)], ca_key=ca_key,
+        ca_cert=ca_cert, not_before=_utc(not_before), not_after=_utc(not_after),
     )
     return Leaf(
         server_name=name,

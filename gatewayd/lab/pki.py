@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
+
+from gatewayd.l7.certs import ca_certificate, private_key_pem, server_certificate
 
 VALIDITY = dt.timedelta(days=30)
 # Clocks of the namespaces are the host's; the margin only covers coarse clients.
@@ -27,14 +29,6 @@ class LabPki:
     ca_key_pem: bytes
     server_cert_pem: bytes
     server_key_pem: bytes
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def issue_lab_pki(
@@ -54,65 +48,21 @@ def issue_lab_pki(
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Clawgress lab"),
         x509.NameAttribute(NameOID.COMMON_NAME, f"Clawgress lab CA {label}"),
     ])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
+    ca_cert = ca_certificate(ca_key, ca_name, not_before, not_after)
     server_key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
     sans += [x509.IPAddress(a) for a in addresses]
-    server_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([
+    server_cert = server_certificate(
+        server_key,
+        x509.Name([
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Clawgress lab"),
             x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
-        ]))
-        .issuer_name(ca_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+        ]),
+        sans, ca_key=ca_key, ca_cert=ca_cert, not_before=not_before, not_after=not_after,
     )
     return LabPki(
         ca_cert_pem=ca_cert.public_bytes(serialization.Encoding.PEM),
-        ca_key_pem=_key_pem(ca_key),
+        ca_key_pem=private_key_pem(ca_key),
         server_cert_pem=server_cert.public_bytes(serialization.Encoding.PEM),
-        server_key_pem=_key_pem(server_key),
+        server_key_pem=private_key_pem(server_key),
     )
