@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from nsutil import Namespace
@@ -185,6 +185,11 @@ class Gateway:
     work: Path
     version: int = 0
     policy: tuple[str, ...] | None = None
+    # What every bundle holds, where the documents tests name are found (first match), and
+    # the documents of the baseline.
+    included: ClassVar[tuple[Path, ...]] = (LAB_POLICY,)
+    policy_dirs: ClassVar[tuple[Path, ...]] = (POLICIES,)
+    base_policy: ClassVar[tuple[str, ...]] = BASE_POLICY
 
     # namespaces and paths
 
@@ -233,14 +238,18 @@ class Gateway:
                            "--env", "lab")
 
     def publish(self, *documents: str) -> float:
-        """Bundle examples/lab with ``documents`` (from ``policies/``), sign it with the
-        lab key and publish it as the next version; returns the time ``publish`` returned."""
+        """Bundle ``included`` (examples/lab) with ``documents`` (from ``policy_dirs``:
+        ``policies/``), sign it with the lab key and publish it as the next version;
+        returns the time ``publish`` returned."""
         self.version += 1
         source = self.work / f"policy-{self.version}"
         source.mkdir(parents=True)
-        shutil.copy(LAB_POLICY, source / "lab.yaml")
+        for path in self.included:
+            shutil.copy(path, source / path.name)
         for name in documents:
-            shutil.copy(POLICIES / name, source / name)
+            found = next((d / name for d in self.policy_dirs if (d / name).exists()), None)
+            assert found is not None, f"no policy document {name} in {self.policy_dirs}"
+            shutil.copy(found, source / name)
         bundle = self.work / f"bundle-{self.version}.tgz"
         self.clawgress("policy", "bundle", str(source), "-o", str(bundle),
                        "--version", str(self.version))
@@ -255,8 +264,8 @@ class Gateway:
         if not self.lab.engine_alive():
             self.lab.start_engine()
         changed = False
-        if self.policy != BASE_POLICY:
-            self.publish(*BASE_POLICY)
+        if self.policy != self.base_policy:
+            self.publish(*self.base_policy)
             changed = True
         now = time.time()
         with self.registry() as registry:
@@ -371,9 +380,10 @@ def assert_lab_gone(lab: Lab, pids: list[int]) -> None:
 
 
 @contextlib.contextmanager
-def gateway_lab(tmp: Path, fail_mode: FailMode = "fail-closed") -> Iterator[Gateway]:
-    """A lab with the engine running, the agents registered and the base policy active;
-    always taken down, and checked to be gone."""
+def gateway_lab(tmp: Path, fail_mode: FailMode = "fail-closed",
+                kind: type[Gateway] = Gateway) -> Iterator[Gateway]:
+    """A lab with the engine running, the agents registered and the base policy of ``kind``
+    active; always taken down, and checked to be gone."""
     require_root_and_tools()
     lab = Lab(unique_prefix(), tmp / "state", agents=3, fail_mode=fail_mode)
     pids: list[int] = []
@@ -383,7 +393,7 @@ def gateway_lab(tmp: Path, fail_mode: FailMode = "fail-closed") -> Iterator[Gate
         except LabError as exc:  # no NFQUEUE, no nftables...: the engine says which
             pytest.fail(f"cannot bring up a lab with the verdict engine: {exc}",
                         pytrace=False)
-        gateway = Gateway(lab, tmp / "work")
+        gateway = kind(lab, tmp / "work")
         gateway.register_agents()
         gateway.reset()
         yield gateway
