@@ -8,7 +8,8 @@ the hashable 5-tuple caches and logs use. ``tcp_reset_for`` rewrites a reply pac
 denied TCP flow into a RST toward the agent, with fresh checksums (``checksum``,
 ``pseudo_header_sum``). ``parse_dns_message`` reads the DNS messages agents exchange (over
 TCP once ``split_tcp_dns`` has framed them) for the names, addresses and TTLs they resolve,
-and ``build_negative_answer`` writes the NXDOMAIN or REFUSED reply for a name policy denies.
+and ``build_negative_answer`` writes the NXDOMAIN or REFUSED reply for a name policy denies
+(to a response too, through the query ``query_answered_by`` gives).
 ``udp_reply_for`` wraps a payload (such as that reply) in a UDP packet answering the query's,
 and ``with_udp_payload`` replaces a UDP packet's payload, both with fresh lengths and checksums.
 ``parse_client_hello`` reads a TLS client's first bytes, as they arrive, into a
@@ -54,7 +55,7 @@ from gatewayd.packets.dns import (
     parse_dns_message,
     split_tcp_dns,
 )
-from gatewayd.packets.dns_build import NegativeRcode, build_negative_answer
+from gatewayd.packets.dns_build import NegativeRcode, build_negative_answer, query_answered_by
 from gatewayd.packets.ip import MAX_EXTENSION_HEADERS, parse_packet
 from gatewayd.packets.ja4 import Transport, ja4, ja4_raw
 from gatewayd.packets.packet import (
@@ -169,6 +170,7 @@ __all__ = [
     "parse_quic_initial",
     "protocol_name",
     "pseudo_header_sum",
+    "query_answered_by",
     "split_tcp_dns",
     "tcp_reset_for",
     "transport_checksum",

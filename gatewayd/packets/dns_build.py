@@ -115,6 +115,18 @@ def build_negative_answer(
     return header + question_wire + authority + opt
 
 
+def query_answered_by(response: DnsMessage) -> bytes:
+    """The query ``response`` answers, as bytes: its id, its RD and CD flags and its first
+    question (``build_negative_answer`` can then answer it afresh). ``ParseError`` for a
+    message without a question."""
+    if not response.questions:
+        raise ParseError("a response without a question answers no query")
+    question = response.questions[0]
+    flags = (_RD if response.flags.rd else 0) | (_CD if response.flags.cd else 0)
+    return (_HEADER.pack(response.id, flags, 1, 0, 0, 0) + question.name.to_wire()
+            + _QUESTION.pack(question.qtype, question.qclass))
+
+
 def _check_query(message: DnsMessage) -> None:
     if message.flags.qr:
         raise ParseError("not a query: QR is set")

@@ -32,6 +32,7 @@ from gatewayd.packets import (
     build_negative_answer,
     format_address,
     parse_dns_message,
+    query_answered_by,
     split_tcp_dns,
     udp_reply_for,
     with_udp_payload,
@@ -195,12 +196,10 @@ class DnsReader:
                 learnt.append(resolution)
         rewrite = verdict.rewrite
         if refused:
-            question = message.questions[0] if message.questions else None
-            if raw is not None and question is not None:
-                query = query_for(message)
+            if raw is not None:
                 try:
-                    rewrite = with_udp_payload(raw, build_negative_answer(query,
-                                                                          rcode="REFUSED"))
+                    rewrite = with_udp_payload(raw, build_negative_answer(
+                        query_answered_by(message), rcode="REFUSED"))
                 except (ParseError, ValueError):
                     rewrite = None
             extra.append(AuditEvent("dns.refused", now, {
@@ -224,12 +223,3 @@ class DnsReader:
                 "threshold": self.settings.txt_signal_bytes, "gateway": self.gateway,
             }, new_event_id(now)))
         return verdict._replace(rewrite=rewrite, extra=tuple(extra))
-
-
-def query_for(message: DnsMessage) -> bytes:
-    """The query a response answers (its id, RD flag and first question), as bytes."""
-    question = message.questions[0]
-    flags = 0x0100 if message.flags.rd else 0
-    return (message.id.to_bytes(2, "big") + flags.to_bytes(2, "big") + b"\x00\x01"
-            + b"\x00\x00" * 3 + question.name.to_wire() + question.qtype.to_bytes(2, "big")
-            + question.qclass.to_bytes(2, "big"))

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 
 from gatewayd.errors import ParseError
 from gatewayd.packets import (
+    DNS_RCODE_REFUSED,
     MAX_CNAME_CHAIN,
     MAX_DNS_POINTER_JUMPS,
     DnsMessage,
@@ -43,6 +44,7 @@ from gatewayd.packets import (
     Resolution,
     build_negative_answer,
     parse_dns_message,
+    query_answered_by,
     split_tcp_dns,
 )
 
@@ -1134,3 +1136,22 @@ def test_negative_answer_to_any_bytes_is_a_response_or_parse_error(data: bytes) 
     assert answer.id == query.id and answer.questions == query.questions
     assert answer.is_response and answer.rcode == 3
     assert dns.message.from_wire(wire).rcode() == dns.rcode.NXDOMAIN
+
+
+@pytest.mark.parametrize("key", sorted(key for key in CORPUS if key.endswith(".response")))
+def test_the_query_a_response_answers(key: str) -> None:
+    response = parse_dns_message(CORPUS[key])
+    query = parse_dns_message(query_answered_by(response))
+    assert not query.flags.qr and query.id == response.id
+    assert query.questions == response.questions[:1]
+    assert (query.answers, query.authority, query.additional) == ((), (), ())
+    assert query.flags.rd == response.flags.rd and query.flags.cd == response.flags.cd
+    refused = parse_dns_message(build_negative_answer(query_answered_by(response),
+                                                      rcode="REFUSED"))
+    assert refused.rcode == DNS_RCODE_REFUSED and refused.id == response.id
+
+
+def test_a_response_without_a_question_answers_no_query() -> None:
+    bare = parse_dns_message(b"\x00\x07\x81\x80" + b"\x00" * 8)
+    with pytest.raises(ParseError, match="without a question"):
+        query_answered_by(bare)
