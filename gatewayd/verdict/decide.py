@@ -135,22 +135,30 @@ class Decider:
             return held
         dest_ip = packet.dst_ip
         transport: Any = "tcp" if protocol == "tcp" else "udp"
-        by_address = self.plan.evaluate(
-            Request(identity=identity, dest_ip=dest_ip, port=packet.dport, protocol=transport,
-                    layer="l4"), now)
+
+        def by_address() -> Decision:
+            return self.plan.evaluate(Request(identity=identity, dest_ip=dest_ip,
+                                              port=packet.dport, protocol=transport,
+                                              layer="l4"), now)
+
         names = (self.observed.names.names_for(identity.agent_id, packet.dst, now)
                  if identity is not None else ())
-        decision, host = by_address, None
+        host: str | None = None
         flags: tuple[str, ...] = ()
         by_name: list[tuple[Decision, str]] = []
         if names:
+            # The names decide; the address alone only matters to whether a ClientHello
+            # could change the outcome.
             by_name = name_decisions.each_name(self.plan, identity, names, dest_ip,
                                                packet.dport, transport, now)
             decision, host, flags = name_decisions.combined(
                 by_name, l7_available=self.l7_available)
+        else:
+            decision = by_address()
         if (identity is not None and protocol == "tcp" and self.plan.uses_names
                 and packet.dport in self.settings.tls_ports
-                and self.hello_reader.could_matter(by_address, by_name)):
+                and self.hello_reader.could_matter(by_address() if names else decision,
+                                                   by_name)):
             self.hello_reader.start(packet, now)
             return FlowVerdict(State.PENDING, self.marks.stamp(mark, State.PENDING), decision,
                                now, self.gateway, iface, packet, identity, observed=True)
