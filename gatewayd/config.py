@@ -247,7 +247,36 @@ MAX_LEAF_TTL = 397 * 86400
 
 
 class L7Section(_Model):
-    """The L7 engine. For now: the gateway CA that TLS interception will sign leaves with."""
+    """The L7 engine: its listeners, their limits and timeouts, and the gateway CA that TLS
+    interception signs leaves with (``docs/l7.md``)."""
+
+    # Flows policy sends to `inspect` are diverted (TPROXY) to this local port; the
+    # ruleset and the policy routing that make it work are set up by `clawgress run`.
+    transparent_port: int = Field(default=15001, ge=1, le=65535)
+    # The explicit proxy (HTTP_PROXY / HTTPS_PROXY, CONNECT) on the gateway's addresses,
+    # reachable from the workload interfaces only; null turns it off.
+    proxy_port: int | None = Field(default=3128, ge=1, le=65535)
+    # The policy routing table and rule priority that deliver diverted flows locally.
+    route_table: int = Field(default=215, ge=1, le=0xFFFFFFFE)
+    route_priority: int = Field(default=215, ge=1, le=32765)
+    # Per connection: the whole request head must arrive within header_timeout; a
+    # keep-alive connection idle longer than idle_timeout is closed; an upstream must
+    # accept within connect_timeout and send something at least every upstream_timeout.
+    header_timeout: Annotated[int, Field(gt=0)] = 10
+    idle_timeout: Annotated[int, Field(gt=0)] = 60
+    connect_timeout: Annotated[int, Field(gt=0)] = 10
+    upstream_timeout: Annotated[int, Field(gt=0)] = 120
+    # Request heads larger than this (request line and headers) get 431.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    # The engine reads a request body up to this many bytes before deciding on it; above
+    # it, `body_over_limit` says what happens: `deny` (413) or `forward` uninspected
+    # (flagged `body-uninspected` in the audit record).
+    inspect_body_bytes: int = Field(default=1024 * 1024, ge=0, le=64 * 1024 * 1024)
+    body_over_limit: Literal["deny", "forward"] = "deny"
+    # Connections held at once, both listeners together; above it new ones are closed.
+    max_connections: int = Field(default=10000, gt=0, le=1_000_000)
+    # The Retry-After a `throttle` decision answers with (429).
+    throttle_retry_after: Annotated[int, Field(gt=0)] = 1
 
     # Where the gateway CA lives: ca.key (0600), ca.crt, ca.prev.crt after a rotation.
     # The folder is kept 0700.
@@ -262,13 +291,17 @@ class L7Section(_Model):
     # store: for labs and private services, not for skipping verification.
     extra_upstream_cas: list[Path] = []
 
-    @field_validator("ca_ttl", "leaf_ttl", mode="before")
+    @field_validator("ca_ttl", "leaf_ttl", "header_timeout", "idle_timeout",
+                     "connect_timeout", "upstream_timeout", "throttle_retry_after",
+                     mode="before")
     @classmethod
     def _ttl(cls, value: Any) -> int:
         return _duration(value)
 
     @model_validator(mode="after")
     def _leaf_within_ca(self) -> L7Section:
+        if self.proxy_port == self.transparent_port:
+            raise ValueError("l7.proxy_port and l7.transparent_port must differ")
         if self.leaf_ttl > MAX_LEAF_TTL:
             raise ValueError(
                 f"l7.leaf_ttl is longer than {MAX_LEAF_TTL // 86400}d: TLS clients refuse"
