@@ -183,13 +183,16 @@ def test_l7_configuration(run_cli: RunCli, tmp_path: Path, expect_error: ExpectE
     cfg.write_text("l7: {ca_dir: state/ca, leaf_ttl: 1d, ca_ttl: 365d,"
                    " extra_upstream_cas: [lab-ca.pem, /etc/ssl/other.pem]}\n", encoding="utf-8")
     shown = json.loads(run_cli("config", "show", config=cfg).stdout)["l7"]
-    assert shown == {
+    assert {k: shown[k] for k in ("ca_dir", "ca_ttl", "leaf_ttl", "leaf_cache_size",
+                                  "extra_upstream_cas")} == {
         "ca_dir": str(tmp_path / "state" / "ca"),
         "ca_ttl": 365 * 86400,
         "leaf_ttl": 86400,
         "leaf_cache_size": 4096,
         "extra_upstream_cas": [str(tmp_path / "lab-ca.pem"), "/etc/ssl/other.pem"],
     }
+    assert (shown["transparent_port"], shown["proxy_port"], shown["header_timeout"]) == (
+        15001, 3128, 10)
     defaults = tmp_path / "empty.yaml"
     defaults.write_text("{}\n", encoding="utf-8")
     l7 = json.loads(run_cli("config", "show", config=defaults).stdout)["l7"]
@@ -198,7 +201,10 @@ def test_l7_configuration(run_cli: RunCli, tmp_path: Path, expect_error: ExpectE
     for bad, fragment in (("l7: {leaf_ttl: 400d}", "longer than 397d"),
                           ("l7: {leaf_ttl: 30d, ca_ttl: 7d}", "longer than l7.ca_ttl"),
                           ("l7: {leaf_cache_size: 0}", "l7.leaf_cache_size"),
-                          ("l7: {leaf_ttl: soon}", "l7.leaf_ttl")):
+                          ("l7: {leaf_ttl: soon}", "l7.leaf_ttl"),
+                          ("l7: {proxy_port: 15001}", "must differ"),
+                          ("l7: {body_over_limit: drop}", "l7.body_over_limit"),
+                          ("l7: {header_timeout: 0}", "l7.header_timeout")):
         cfg.write_text(bad + "\n", encoding="utf-8")
         expect_error(run_cli("config", "check", config=cfg), fragment)
 
