@@ -14,13 +14,19 @@ agent row and all its lease rows in one transaction (``leases.agent_id`` referen
 
 A quarantined agent keeps its identity and leases, but every flow it opens is denied and
 its established flows are ended, until it is released.
+
+An agent's API keys (``ApiKey``: the hash of the key, never the key; made by
+``gatewayd.l7.api_keys.new_api_key``) stay as history once revoked, and go with their
+agent when it is removed. The engine reads them all with ``api_keys_by_id``, revoked ones
+too, so that a revoked key is refused as revoked rather than as unknown.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gatewayd.config import Config
@@ -35,6 +41,7 @@ from gatewayd.store import Store
 
 IDENTITY_DOMAIN = "identity"
 AGENT_REMOVED = "agent removed"
+MAX_LABEL = 128
 
 # Whole statements, no string building. "Active at now" is
 # ``revoked_at IS NULL AND expires_at > now``; the ``revoked_at IS NULL`` term lets SQLite
@@ -78,6 +85,43 @@ _ACTIVE_WITH_AGENTS = (
     " FROM leases l JOIN agents a ON a.agent_id = l.agent_id"
     " WHERE l.revoked_at IS NULL AND l.expires_at > ?"
 )
+_API_KEYS = "SELECT key_id, agent_id, hash, created_at, revoked_at, label FROM api_keys"
+_API_KEY_BY_ID = (
+    "SELECT key_id, agent_id, hash, created_at, revoked_at, label FROM api_keys"
+    " WHERE key_id = ?"
+)
+_API_KEYS_OF_AGENT = (
+    "SELECT key_id, agent_id, hash, created_at, revoked_at, label FROM api_keys"
+    " WHERE agent_id = ? ORDER BY created_at, key_id"
+)
+_API_KEY_ID = re.compile(r"[0-9a-f]{16}")
+_LABEL = re.compile(r"[\x20-\x7e]*")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored API key: whose it is and the hash of its text, never the text itself."""
+
+    key_id: str
+    agent_id: str
+    hash: str
+    created_at: float
+    revoked_at: float | None = None
+    label: str = ""
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+def check_label(label: str) -> str:
+    """An API key's label: up to 128 printable ASCII characters (spaces allowed), maybe empty."""
+    if len(label) > MAX_LABEL or _LABEL.fullmatch(label) is None:
+        raise ValueError(
+            f"invalid label {label[:40]!r}: expected up to {MAX_LABEL} printable ASCII"
+            " characters"
+        )
+    return label
 
 
 class Registry:
@@ -134,7 +178,8 @@ class Registry:
         return [Agent(*row) for row in self._conn.execute(_AGENTS)]
 
     def remove_agent(self, agent_id: str, *, force: bool = False, now: float) -> list[Lease]:
-        """Remove an agent and its lease history; the active leases it ended, if forced.
+        """Remove an agent, its lease history and its API keys; the active leases it ended,
+        if forced.
 
         Refused (``StoreError``) while the agent holds active leases unless ``force``.
         """
@@ -284,6 +329,67 @@ class Registry:
         rows = self._conn.execute("SELECT agent_id, since, reason FROM quarantines")
         return {row[0]: Quarantine(*row) for row in rows}
 
+    # -- API keys -----------------------------------------------------------------------
+
+    def add_api_key(self, key: ApiKey) -> ApiKey:
+        """Store ``key`` (from ``new_api_key``) for its agent.
+
+        ``NotFound`` if the agent is not registered; ``StoreError`` if the key id is
+        malformed or taken, the label is invalid, or the key is already revoked.
+        """
+        if _API_KEY_ID.fullmatch(key.key_id) is None:
+            raise StoreError(f"invalid API key id {key.key_id[:40]!r}: expected 16 hex digits")
+        if key.revoked:
+            raise StoreError("a new API key cannot be revoked already")
+        try:
+            check_label(key.label)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
+        with self.store.write():
+            if self._agent(key.agent_id) is None:
+                raise NotFound(f"no agent {key.agent_id!r}: add it before giving it a key")
+            if self._api_key(key.key_id) is not None:
+                raise StoreError(f"API key id {key.key_id} is taken")
+            self._conn.execute(
+                "INSERT INTO api_keys(key_id, agent_id, hash, created_at, label)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key.key_id, key.agent_id, key.hash, key.created_at, key.label),
+            )
+            self.store.bump(IDENTITY_DOMAIN)
+        return key
+
+    def list_api_keys(self, agent_id: str) -> list[ApiKey]:
+        """``agent_id``'s keys, revoked ones too, oldest first; ``NotFound`` for no agent."""
+        self.get_agent(agent_id)
+        rows = self._conn.execute(_API_KEYS_OF_AGENT, (agent_id,))
+        return [ApiKey(*row) for row in rows]
+
+    def get_api_key(self, key_id: str) -> ApiKey:
+        key = self._api_key(key_id)
+        if key is None:
+            raise NotFound(f"no API key {key_id!r}")
+        return key
+
+    def revoke_api_key(self, key_id: str, *, now: float) -> ApiKey:
+        """Revoke a key from ``now`` on; ``NotFound`` if there is no such key,
+        ``StoreError`` if it is revoked already."""
+        with self.store.write():
+            key = self.get_api_key(key_id)
+            if key.revoked:
+                raise StoreError(f"API key {key_id} is revoked already")
+            self._conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", (now, key_id)
+            )
+            self.store.bump(IDENTITY_DOMAIN)
+        return replace(key, revoked_at=now)
+
+    def api_keys_by_id(self) -> dict[str, ApiKey]:
+        """Every key by id, revoked ones included, for the engine's per-request check.
+
+        Read ``generation()`` first and reload when it moves, as with ``lease_table``.
+        """
+        return {row[0]: ApiKey(*row) for row in self._conn.execute(_API_KEYS)}
+
     # -- resolution ---------------------------------------------------------------------
 
     def identity_for(self, ip: AddressLike, iface: str, now: float) -> Identity | None:
@@ -314,6 +420,10 @@ class Registry:
             "SELECT agent_id, since, reason FROM quarantines WHERE agent_id = ?", (agent_id,)
         ).fetchone()
         return Quarantine(*row) if row else None
+
+    def _api_key(self, key_id: str) -> ApiKey | None:
+        row = self._conn.execute(_API_KEY_BY_ID, (key_id,)).fetchone()
+        return ApiKey(*row) if row else None
 
     def _active(self, ip: str, now: float) -> Lease | None:
         found = self._leases(_ACTIVE_BY_IP, (ip, now))

@@ -91,9 +91,27 @@ def _quarantines(conn: sqlite3.Connection) -> None:
     )
 
 
+def _api_keys(conn: sqlite3.Connection) -> None:
+    _execute_script(
+        conn,
+        """
+        CREATE TABLE api_keys (
+            key_id TEXT PRIMARY KEY,
+            agent_id TEXT NOT NULL REFERENCES agents(agent_id) ON DELETE CASCADE,
+            hash TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            revoked_at REAL,
+            label TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX api_keys_agent ON api_keys(agent_id);
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "identity registry and policy bundles", _identity_and_policy),
     Migration(2, "quarantined agents", _quarantines),
+    Migration(3, "hashed API keys of agents", _api_keys),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
