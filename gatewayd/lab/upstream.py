@@ -15,26 +15,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import logging
 import signal
 import ssl
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from gatewayd.lab.upstream_http import (
     BYTES_BLOCK,
     LAST_CHUNK,
+    Answer,
     Bytes,
+    ChatCompletions,
     EchoLength,
+    EventStream,
     Fixed,
     RequestError,
     Served,
     Stream,
     bytes_head,
+    chat_completion,
     echo_reply,
     error_reply,
+    event_stream_head,
     fixed_head,
+    http_chunk,
     parse_request_head,
     route,
     stream_head,
@@ -54,6 +62,7 @@ class Upstream:
 
     def __init__(self, names: Mapping[str, str]) -> None:
         self.names = dict(names)
+        self._completions = itertools.count(1)  # numbers the chat completions served
 
     async def connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, scheme: str
@@ -89,25 +98,38 @@ class Upstream:
                 parsed = parse_request_head(buf)
             head, used = parsed
             buf = buf[used:]
-            remaining = head.content_length
-            length = remaining
-            taken = min(len(buf), remaining)
-            buf, remaining = buf[taken:], remaining - taken
+            length = head.content_length
+            reply = route(head, served, self.names)
+            # The body is read in any case (the next request follows it) and kept only for
+            # a chat completion, within its limit.
+            keep = isinstance(reply, ChatCompletions) and length <= reply.max_body
+            taken = min(len(buf), length)
+            kept = [buf[:taken]] if keep else []
+            buf, remaining = buf[taken:], length - taken
             while remaining:
                 data = await reader.read(min(remaining, READ_SIZE))
                 if not data:
                     return
                 remaining -= len(data)
-            reply = route(head, served, self.names)
+                if keep:
+                    kept.append(data)
+            answer: Answer
             if isinstance(reply, EchoLength):
-                reply = echo_reply(length)
+                answer = echo_reply(length)
+            elif isinstance(reply, ChatCompletions):
+                body = b"".join(kept) if keep else None
+                answer = chat_completion(reply, body, next(self._completions), time.time())
+            else:
+                answer = reply
             keep_alive = head.keep_alive
-            if isinstance(reply, Fixed):
-                writer.write(fixed_head(reply, keep_alive) + reply.body)
-            elif isinstance(reply, Bytes):
-                await self._bytes(writer, reply.count, keep_alive)
-            elif isinstance(reply, Stream):
-                await self._stream(writer, reply, keep_alive)
+            if isinstance(answer, Fixed):
+                writer.write(fixed_head(answer, keep_alive) + answer.body)
+            elif isinstance(answer, Bytes):
+                await self._bytes(writer, answer.count, keep_alive)
+            elif isinstance(answer, Stream):
+                await self._stream(writer, answer, keep_alive)
+            elif isinstance(answer, EventStream):
+                await self._events(writer, answer, keep_alive)
             await writer.drain()
             if not keep_alive:
                 return
@@ -130,6 +152,17 @@ class Upstream:
             if delay > 0:
                 await asyncio.sleep(delay)
             writer.write(tick_chunk(seq, round((loop.time() - start) * 1000)))
+            await writer.drain()
+        writer.write(LAST_CHUNK)
+
+    async def _events(
+        self, writer: asyncio.StreamWriter, events: EventStream, keep_alive: bool
+    ) -> None:
+        writer.write(event_stream_head(keep_alive))
+        for i, event in enumerate(events.events):
+            if i and events.interval_ms:
+                await asyncio.sleep(events.interval_ms / 1000)
+            writer.write(http_chunk(event))
             await writer.drain()
         writer.write(LAST_CHUNK)
 

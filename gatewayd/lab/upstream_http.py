@@ -7,17 +7,35 @@ and writes it. Endpoints:
 * ``GET /bytes?n=N``: N bytes (``Content-Length``), for throughput;
 * ``GET /stream?seconds=S&interval_ms=I``: a chunked response with one JSON line every I ms
   for S seconds (a live flow a revoked lease must cut);
-* ``POST /echo``: the length of the request body.
+* ``POST /echo``: the length of the request body;
+* ``POST /v1/chat/completions?interval_ms=I``: the OpenAI chat completions API (below), as
+  JSON, or with ``"stream": true`` as server-sent events I ms apart (default 0);
+* ``GET /v1/models`` and ``GET /v1/models/lab-model``: the one model, ``lab-model``.
 
 HTTP/1.1 keep-alive is the default (HTTP/1.0: only with ``Connection: keep-alive``).
 Request bodies are sized by ``Content-Length``; a chunked request body is refused (411).
+
+Chat completions are deterministic. The body (at most ``MAX_CHAT_BODY_BYTES``, 413 above)
+needs a string ``model`` and a non-empty ``messages`` list of objects with a ``role`` and a
+``content`` (a string or a list of content parts; an assistant message with ``tool_calls``
+may have none); anything else is a 400 with an OpenAI error object. The reply is
+``"lab reply to: "`` and the first 64 characters of the last user message's text. When the
+request has ``tools`` and that message has the word "weather", the reply calls the first
+tool instead, with the arguments ``{"city": "Paris"}`` (finish reason ``tool_calls``).
+Usage counts lab tokens (``chat_tokens``): a message is one token plus one per
+whitespace-separated word of its text and of each tool call's function name and arguments;
+the prompt is the sum over the request's messages, the completion is the reply message.
+A stream sends one chunk per word of the content (or of the tool call's arguments), the
+first with the role, then a chunk with the finish reason, then with
+``stream_options.include_usage`` a chunk with no choices and the usage, then ``[DONE]``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
 from urllib.parse import parse_qs, urlsplit
@@ -32,6 +50,8 @@ MAX_STREAM_SECONDS = 3600.0
 MIN_INTERVAL_MS = 1
 DEFAULT_STREAM_SECONDS = 5.0
 DEFAULT_INTERVAL_MS = 200
+MAX_CHAT_BODY_BYTES = 1024**2
+MAX_CHAT_INTERVAL_MS = 10_000
 # The block /bytes repeats (64 KiB).
 BYTES_BLOCK = b"0123456789abcdef" * 4096
 
@@ -165,7 +185,27 @@ class EchoLength:
     """Answer with the length of the request body (which the IO shell counts)."""
 
 
-Reply = Fixed | Bytes | Stream | EchoLength
+@dataclass(frozen=True)
+class ChatCompletions:
+    """Read the request body, keeping it when it is at most ``max_body`` bytes, and answer
+    with ``chat_completion``."""
+
+    interval_ms: int = 0
+    max_body: int = MAX_CHAT_BODY_BYTES
+
+
+@dataclass(frozen=True)
+class EventStream:
+    """Server-sent events: a chunked ``text/event-stream`` body, one event a chunk, the
+    events ``interval_ms`` apart."""
+
+    events: tuple[bytes, ...]
+    interval_ms: int
+
+
+# What ``route`` decides, and what the IO shell writes.
+Reply = Fixed | Bytes | Stream | EchoLength | ChatCompletions
+Answer = Fixed | Bytes | Stream | EventStream
 
 
 def _json(status: int, value: object) -> Fixed:
@@ -195,6 +235,8 @@ def route(head: RequestHead, served: Served, names: Mapping[str, str]) -> Reply:
         if head.method != "POST":
             return error_reply(405, "POST a body to /echo")
         return EchoLength()
+    if url.path.startswith("/v1/"):
+        return _openai_route(head.method, url.path, query)
     if head.method != "GET":
         return error_reply(405, f"{head.method} is not served at {url.path}")
     address = plain_address(served.address)
@@ -287,10 +329,274 @@ def stream_ticks(seconds: float, interval_ms: int) -> int:
     return int(seconds * 1000 // interval_ms) + 1
 
 
+def http_chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked body (not empty: that is ``LAST_CHUNK``)."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
 def tick_chunk(seq: int, elapsed_ms: int) -> bytes:
     """One line of a stream as an HTTP chunk."""
-    line = json.dumps({"seq": seq, "elapsed_ms": elapsed_ms}).encode() + b"\n"
-    return b"%x\r\n%s\r\n" % (len(line), line)
+    return http_chunk(json.dumps({"seq": seq, "elapsed_ms": elapsed_ms}).encode() + b"\n")
 
 
 LAST_CHUNK = b"0\r\n\r\n"
+
+
+# --- the OpenAI API -------------------------------------------------------------------------
+
+LAB_MODEL = {"id": "lab-model", "object": "model", "created": 0, "owned_by": "clawgress-lab"}
+REPLY_PREFIX = "lab reply to: "
+REPLY_QUOTE_CHARS = 64
+TOOL_ARGUMENTS = '{"city": "Paris"}'
+_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_WEATHER = re.compile(r"\bweather\b", re.IGNORECASE)
+_WORD_START = re.compile(r"(?<=\s)(?=\S)")
+
+
+def openai_error(status: int, message: str, param: str | None = None,
+                 code: str | None = None) -> Fixed:
+    """An error in the OpenAI API's shape."""
+    return _json(status, {"error": {
+        "message": message, "type": "invalid_request_error", "param": param, "code": code,
+    }})
+
+
+def _openai_route(method: str, path: str, query: dict[str, list[str]]) -> Reply:
+    if path == "/v1/chat/completions":
+        if method != "POST":
+            return openai_error(405, f"{method} is not served at {path}: POST a request")
+        interval = _int(query, "interval_ms", 0)
+        if interval is None or interval > MAX_CHAT_INTERVAL_MS:
+            return openai_error(400, f"interval_ms: 0 to {MAX_CHAT_INTERVAL_MS}", "interval_ms")
+        return ChatCompletions(interval)
+    if path == "/v1/models" or path.startswith("/v1/models/"):
+        if method != "GET":
+            return openai_error(405, f"{method} is not served at {path}")
+        if path == "/v1/models":
+            return _json(200, {"object": "list", "data": [LAB_MODEL]})
+        model = path.removeprefix("/v1/models/")
+        if model == LAB_MODEL["id"]:
+            return _json(200, LAB_MODEL)
+        return openai_error(404, f"the model {model!r} does not exist", "model",
+                            "model_not_found")
+    return openai_error(404, f"no such path {path}", code="unknown_url")
+
+
+class _Invalid(ValueError):
+    """A chat completion request the API refuses; ``param`` names the field."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True)
+class _ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class _Chat:
+    model: str
+    messages: tuple[dict[str, object], ...]
+    tool: str | None  # the first tool's function name
+    stream: bool
+    include_usage: bool
+
+
+def chat_completion(
+    request: ChatCompletions, body: bytes | None, n: int, now: float
+) -> Fixed | EventStream:
+    """The answer to the ``n``-th chat completion request, at ``now`` (epoch seconds).
+
+    ``body`` is None when it was longer than ``request.max_body`` (and was not kept).
+    """
+    if body is None:
+        return openai_error(413, f"the request body is over {request.max_body} bytes")
+    try:
+        chat = _parse_chat(body)
+    except _Invalid as exc:
+        return openai_error(400, str(exc), exc.param)
+    text = _last_user_text(chat.messages)
+    call: _ToolCall | None = None
+    message: dict[str, object]
+    if chat.tool is not None and _WEATHER.search(text):
+        finish = "tool_calls"
+        call = _ToolCall(f"call_lab_{n}", chat.tool, TOOL_ARGUMENTS)
+        message = {"role": "assistant", "content": None, "tool_calls": [{
+            "id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }]}
+    else:
+        finish = "stop"
+        message = {"role": "assistant", "content": REPLY_PREFIX + text[:REPLY_QUOTE_CHARS]}
+    prompt = sum(chat_tokens(m) for m in chat.messages)
+    completion = chat_tokens(message)
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion,
+             "total_tokens": prompt + completion}
+    base = {"id": f"chatcmpl-lab-{n}", "created": int(now), "model": chat.model}
+    if chat.stream:
+        content = _text(message["content"])
+        return EventStream(_chunks(base, chat.include_usage, content, call, finish, usage),
+                           request.interval_ms)
+    return _json(200, base | {
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish,
+                     "logprobs": None}],
+        "usage": usage,
+    })
+
+
+def chat_tokens(message: Mapping[str, object]) -> int:
+    """A message's lab tokens: one, plus one per whitespace-separated word of its text and
+    of each tool call's function name and arguments."""
+    words = len(_text(message.get("content")).split())
+    for name, arguments in _tool_calls(message):
+        words += len(name.split()) + len(arguments.split())
+    return words + 1
+
+
+def split_words(text: str) -> list[str]:
+    """``text`` cut before each word, whitespace kept: the pieces join back to ``text``."""
+    return _WORD_START.split(text)
+
+
+def _chunks(base: dict[str, object], include_usage: bool, content: str,
+            call: _ToolCall | None, finish: str, usage: dict[str, int]) -> tuple[bytes, ...]:
+    def event(choices: list[object], chunk_usage: object = None) -> bytes:
+        chunk = base | {"object": "chat.completion.chunk", "choices": choices}
+        if include_usage:
+            chunk["usage"] = chunk_usage
+        return b"data: " + json.dumps(chunk, sort_keys=True).encode() + b"\n\n"
+
+    def delta(fields: dict[str, object], reason: str | None = None) -> list[object]:
+        return [{"index": 0, "delta": fields, "finish_reason": reason, "logprobs": None}]
+
+    events = []
+    if call is not None:
+        events.append(event(delta({"role": "assistant", "content": None, "tool_calls": [{
+            "index": 0, "id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }]})))
+        events += [event(delta({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+                   for piece in split_words(call.arguments)]
+    else:
+        pieces = split_words(content)
+        events.append(event(delta({"role": "assistant", "content": pieces[0]})))
+        events += [event(delta({"content": piece})) for piece in pieces[1:]]
+    events.append(event(delta({}, finish)))
+    if include_usage:
+        events.append(event([], usage))
+    events.append(b"data: [DONE]\n\n")
+    return tuple(events)
+
+
+def event_stream_head(keep_alive: bool) -> bytes:
+    return response_head(
+        200,
+        {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+         "Transfer-Encoding": "chunked"},
+        keep_alive,
+    )
+
+
+def _parse_chat(body: bytes) -> _Chat:
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise _Invalid("the body is not JSON") from None
+    if not isinstance(request, dict):
+        raise _Invalid("the body must be a JSON object")
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        raise _Invalid("you must provide a model (a string)", "model")
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _Invalid("messages must be a non-empty array", "messages")
+    for i, message in enumerate(messages):
+        _check_message(message, f"messages[{i}]")
+    tools = request.get("tools")
+    if tools is not None and (not isinstance(tools, list) or not tools):
+        raise _Invalid("tools must be a non-empty array", "tools")
+    names = [_tool_name(tool, f"tools[{i}]") for i, tool in enumerate(tools or ())]
+    stream = request.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _Invalid("stream must be a boolean", "stream")
+    options = request.get("stream_options")
+    if options is not None and not stream:
+        raise _Invalid("stream_options is only allowed when stream is true", "stream_options")
+    include_usage = options.get("include_usage", False) if isinstance(options, dict) else False
+    if options is not None and (not isinstance(options, dict)
+                                or not isinstance(include_usage, bool)):
+        raise _Invalid("stream_options.include_usage must be a boolean",
+                       "stream_options.include_usage")
+    return _Chat(model, tuple(messages), names[0] if names else None, bool(stream),
+                 bool(include_usage))
+
+
+def _check_message(message: object, where: str) -> None:
+    if not isinstance(message, dict):
+        raise _Invalid(f"{where} must be an object", where)
+    role = message.get("role")
+    if not isinstance(role, str) or role not in _ROLES:
+        raise _Invalid(f"{where}.role must be one of {', '.join(_ROLES)}", f"{where}.role")
+    calls = message.get("tool_calls")
+    if calls is not None:
+        if role != "assistant" or not isinstance(calls, list):
+            raise _Invalid(f"{where}.tool_calls: an array, on an assistant message",
+                           f"{where}.tool_calls")
+        for i, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict) or not all(
+                isinstance(function.get(key), str) for key in ("name", "arguments")
+            ):
+                raise _Invalid(f"{where}.tool_calls[{i}] needs a function name and arguments",
+                               f"{where}.tool_calls[{i}]")
+    content = message.get("content")
+    if content is None and calls:
+        return
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise _Invalid(f"{where}.content must be a string or an array of content parts",
+                       f"{where}.content")
+    for i, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if not isinstance(kind, str) or (kind == "text" and not isinstance(part.get("text"), str)):
+            raise _Invalid(f"{where}.content[{i}] must be a content part with a type (and"
+                           " text, for a text part)", f"{where}.content[{i}]")
+
+
+def _tool_name(tool: object, where: str) -> str:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(name, str):
+        raise _Invalid(f"{where} must be a function tool with a name", where)
+    return name
+
+
+def _text(content: object) -> str:
+    """The text of a checked message's content: a string, or its text parts, space-joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part["text"]) for part in content if part.get("type") == "text")
+    return ""
+
+
+def _tool_calls(message: Mapping[str, object]) -> list[tuple[str, str]]:
+    """The function name and arguments of each of a checked message's tool calls."""
+    calls = message.get("tool_calls")
+    if not isinstance(calls, list):
+        return []
+    return [(str(call["function"]["name"]), str(call["function"]["arguments"]))
+            for call in calls]
+
+
+def _last_user_text(messages: Sequence[Mapping[str, object]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return _text(message.get("content"))
+    return ""
