@@ -160,6 +160,30 @@ def antispoof_rules(interfaces: Sequence[WorkloadInterface]) -> list[str]:
     return lines
 
 
+def proxy_classify(config: Config) -> list[str]:
+    """New connections to the explicit proxy skip the verdict queue."""
+    port = config.l7.proxy_port
+    if port is None:
+        return []
+    return [f"tcp dport {port} fib daddr type local return"]
+
+
+def l7_input(config: Config) -> list[str]:
+    """Who may connect to the L7 engine's listeners directly."""
+    l7 = config.l7
+    lines = []
+    if l7.proxy_port is not None:
+        lines.append(f'tcp dport {l7.proxy_port} iifname != @workload_ifaces iifname != "lo"'
+                     ' counter drop comment "explicit proxy: workload interfaces only"')
+    lines.append(f'tcp dport {l7.transparent_port} iifname != "lo" counter drop comment'
+                 ' "the transparent listener takes diverted flows only"')
+    return lines
+
+
+def _indent(lines: list[str]) -> str:
+    return "\n".join(f"\t\t{line}" for line in lines)
+
+
 def fail_closed_interfaces(config: Config) -> list[str]:
     """Workload interfaces whose environment fails closed."""
     return [
@@ -201,6 +225,10 @@ def _values(config: Config, marks: Marks, backend: Backend) -> dict[str, str]:
         "queue_allow": _hex(marks.queued_bit | marks.value(State.ALLOW)),
         # A TCP segment without payload, by its data offset: IPv4 with a 20-byte header,
         # IPv6 (payload length) without extension headers.
+        "transparent_port": str(config.l7.transparent_port),
+        "route_table": str(config.l7.route_table),
+        "proxy_classify": _indent(proxy_classify(config)),
+        "l7_input": _indent(l7_input(config)),
         "bare_ack4": "\n".join(f"\t\ttcp doff {d} ip length {20 + 4 * d} accept" for d in _DOFFS),
         "bare_ack6": "\n".join(f"\t\ttcp doff {d} ip6 length {4 * d} accept" for d in _DOFFS),
         **{s.name.lower(): _hex(marks.value(s)) for s in State if s is not State.UNDECIDED},

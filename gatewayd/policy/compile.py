@@ -11,7 +11,13 @@ from collections.abc import Sequence
 
 from gatewayd.errors import PolicyError
 from gatewayd.policy.condition import Condition, compile_condition
-from gatewayd.policy.documents import EnforcementMode, PolicyDocument, Rule, SourcedDocument
+from gatewayd.policy.documents import (
+    Action,
+    EnforcementMode,
+    PolicyDocument,
+    Rule,
+    SourcedDocument,
+)
 from gatewayd.policy.guard import Guard, Network
 from gatewayd.policy.index import DestinationIndex, Entry, IdentityIndex
 from gatewayd.policy.patterns import GlobSet
@@ -28,6 +34,9 @@ from gatewayd.policy.rules import (
     CompiledRule,
 )
 from gatewayd.policy.selectors import IDENTITY_FIELDS
+
+# Actions that send a flow to the L7 engine (they act on requests).
+L7_ACTIONS = frozenset({Action.INSPECT, Action.THROTTLE, Action.TRANSFORM})
 
 # Identity specificity weights: an agent selector outranks a team, and so on.
 _IDENTITY_WEIGHTS = {"agent": 8, "team": 4, "project": 2, "environment": 1}
@@ -152,4 +161,5 @@ def compile_plan(
         memo_size=memo_size,
         networks=tuple(dict.fromkeys(n for r in rules for n in r.destination.cidrs)),
         uses_names=any(r.destination.hosts for r in rules),
+        sends_to_l7=any(c.action in L7_ACTIONS or c.has_l7 for c in compiled_rules),
     )

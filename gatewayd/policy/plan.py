@@ -69,12 +69,16 @@ class Plan:
         memo_size: int = DEFAULT_MEMO_SIZE,
         networks: tuple[Network, ...] = (),
         uses_names: bool = False,
+        sends_to_l7: bool = False,
     ) -> None:
         self.memo_size = memo_size
         # Every CIDR a rule names, and whether any rule names a host: the data plane
         # reads TLS names only for a policy that decides by name.
         self.networks = networks
         self.uses_names = uses_names
+        # Whether any rule can send a flow to the L7 engine (inspect, throttle, transform,
+        # or L7 conditions): the data plane then lets the L7 engine read TLS names.
+        self.sends_to_l7 = sends_to_l7
         # The CIDRs that lie inside a guarded or private range: only these let a DNS
         # answer point there.
         self._named_inside = tuple(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
+from socket import IPPROTO_TCP
 from typing import Any
 
 from gatewayd.config import NamesSection
@@ -43,7 +44,14 @@ from gatewayd.verdict.dns_transports import is_encrypted_dns
 from gatewayd.verdict.hello import HelloReader
 from gatewayd.verdict.observed import Observed, host_key, stream_key
 from gatewayd.verdict.streams import Feed
-from gatewayd.verdict.verdicts import PROTOCOLS, FlowVerdict, state_for
+from gatewayd.verdict.verdicts import (
+    MID_FLOW_L7,
+    NO_L7,
+    PROTOCOLS,
+    UDP_L7,
+    FlowVerdict,
+    state_for,
+)
 
 __all__ = ["Decider", "FlowVerdict", "Observed", "state_for"]
 
@@ -159,6 +167,16 @@ class Decider:
                 and packet.dport in self.settings.tls_ports
                 and self.hello_reader.could_matter(by_address() if names else decision,
                                                    by_name)):
+            if self.l7_available and self.plan.sends_to_l7:
+                # The ClientHello could send this flow to the L7 engine, which can only take
+                # a flow from its first packet: the L7 engine reads the ClientHello and
+                # splices, intercepts or refuses the flow by it.
+                hello_at_l7 = Decision(Action.INSPECT, "its ClientHello decides, read by the"
+                                       " L7 engine", None, None, self.plan.bundle_version,
+                                       flags=("hello-at-l7",))
+                details = {"host": host, "names": list(names)} if names else None
+                return self._decided(hello_at_l7, None, packet, identity, iface, mark, now,
+                                     details, flags)
             self.hello_reader.start(packet, now)
             return FlowVerdict(State.PENDING, self.marks.stamp(mark, State.PENDING), decision,
                                now, self.gateway, iface, packet, identity, observed=True)
@@ -204,7 +222,7 @@ class Decider:
                  if identity is not None else ())
         tls = self.hello_reader.tls(identity, names, packet, read, now)
         verdict = self._decided(tls.decision, tls.host, packet, identity, iface, mark, now,
-                                tls.details, tls.flags, tls.hello)
+                                tls.details, tls.flags, tls.hello, mid_flow=True)
         if verdict.state is State.DENY:
             # The agent gets a reset from the ruleset; the server, which has the first bytes
             # of the ClientHello, gets one from the engine.
@@ -269,13 +287,24 @@ class Decider:
         self, decision: Decision, host: str | None, packet: Packet, identity: Identity | None,
         iface: str | None, mark: int, now: float, details: Mapping[str, Any] | None,
         flags: tuple[str, ...], hello: ClientHello | None = None, *, quic: bool = False,
+        mid_flow: bool = False,
     ) -> FlowVerdict:
-        """The verdict on a flow the policy decided (by ``host``, when a name decided)."""
-        state = state_for(decision, l7_available=self.l7_available)
+        """The verdict on a flow the policy decided (by ``host``, when a name decided).
+
+        Only a TCP flow decided at its first packet can go to the L7 engine: a UDP flow, or
+        one decided by a ClientHello read mid-flow (``mid_flow``), is refused instead."""
+        l7_refused = None
+        if not self.l7_available:
+            l7_refused = NO_L7
+        elif packet.protocol != IPPROTO_TCP:
+            l7_refused = UDP_L7
+        elif mid_flow:
+            l7_refused = MID_FLOW_L7
+        state = state_for(decision, l7_available=l7_refused is None)
         if host is not None and state is not State.DENY:
             self.observed.decided_by(host_key(packet), host)
-        l7_refused = state is State.DENY and decision.action not in (Action.DENY,
-                                                                      Action.QUARANTINE)
+        if state is not State.DENY or decision.action in (Action.DENY, Action.QUARANTINE):
+            l7_refused = None
         return FlowVerdict(state, self.marks.stamp(mark, state), decision, now, self.gateway,
                            iface, packet, identity, None, l7_refused, details=details,
                            flags=flags, hello=hello, quic=quic)

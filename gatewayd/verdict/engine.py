@@ -26,15 +26,16 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netfilterqueue import NetfilterQueue
 
 from gatewayd.audit import AuditEvent, AuditLog
 from gatewayd.config import Config
 from gatewayd.errors import ClawgressError, ParseError
-from gatewayd.identity import Registry
+from gatewayd.identity import Identity, Registry
 from gatewayd.identity.names import MAX_REASON
+from gatewayd.l7.exchange import View
 from gatewayd.netfilter import (
     Baseline,
     Flow,
@@ -52,6 +53,7 @@ from gatewayd.netfilter import (
     take_baseline,
 )
 from gatewayd.netfilter.conntrack_listing import list_flows
+from gatewayd.netfilter.divert import ensure_divert_routes
 from gatewayd.packets import format_address, tcp_reset_for
 from gatewayd.policy import Action, Decision
 from gatewayd.policy.activation import ActivePolicy, load_active
@@ -60,6 +62,9 @@ from gatewayd.verdict.decide import Decider
 from gatewayd.verdict.flows import flows_to_end
 from gatewayd.verdict.metrics import render_metrics
 from gatewayd.verdict.observed import Observed
+
+if TYPE_CHECKING:
+    from gatewayd.l7.engine import L7Engine
 
 log = logging.getLogger("clawgress.engine")
 
@@ -90,6 +95,11 @@ class VerdictEngine:
         self._ruleset: Ruleset | None = None
         self._queues: list[NetfilterQueue] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # The L7 engine, in this loop, once its listeners are open; what it reads of the
+        # engine's state (``l7_view``) is rebuilt at each reload.
+        self.l7: L7Engine | None = None
+        self._agents: dict[str, Identity] = {}
+        self._view: View | None = None
 
     # --- state -------------------------------------------------------------------------
 
@@ -120,6 +130,7 @@ class VerdictEngine:
         if leases or self.decider is None:
             table = self.registry.lease_table(now)
             quarantined = self.registry.quarantines()
+            self._agents = {a.agent_id: a.identity for a in self.registry.list_agents()}
         else:
             table, quarantined = self.decider.leases, dict(self.decider.quarantined)
         if policy or self.active is None:
@@ -142,10 +153,13 @@ class VerdictEngine:
             marks=self.marks,
             interfaces=self.interfaces,
             gateway=self.config.gateway.name,
+            l7_available=self.l7 is not None,
             quarantined=quarantined,
             observed=self.observed,
             interface_for=self.config.interface_for,
         )
+        self._view = View(plan=self.active.plan, leases=table, quarantined=quarantined,
+                          agents=self._agents, names=self.observed.names)
         if leases:
             expiries = [lease.expires_at for lease in self.registry.list_leases(now)]
             self._next_expiry = min(expiries, default=float("inf"))
@@ -214,6 +228,7 @@ class VerdictEngine:
             plan=decider.plan,
             interface_for=self.config.interface_for,
             now=now,
+            l7_available=decider.l7_available,
             quarantined=decider.quarantined,
             hosts=self.observed.hosts,
             names=self.observed.names,
@@ -249,6 +264,28 @@ class VerdictEngine:
         else:
             how = "lease no longer on this interface"
         return lease.agent_id, f"{reason}: {how}"
+
+    def l7_view(self) -> View:
+        """What the L7 engine decides requests with: the current leases, plan, agents and
+        resolved names."""
+        assert self._view is not None
+        return self._view
+
+    async def start_l7(self) -> None:
+        """Open the L7 engine's listeners; without them, flows to inspect are refused."""
+        from gatewayd.l7.engine import L7Engine  # noqa: PLC0415 - imports the TLS stack
+
+        l7 = L7Engine(self.config, view=self.l7_view, audit=self.audit.append,
+                      quarantine=self.quarantine)
+        try:
+            await l7.start()
+        except ClawgressError as exc:
+            log.error("the L7 engine cannot start, so flows to inspect are refused: %s", exc)
+            self.audit.append(AuditEvent.now("l7.unavailable", reason=str(exc)))
+            return
+        self.l7 = l7
+        self.audit.append(AuditEvent.now("l7.started", ports=l7.ports,
+                                         ca=l7.services.leaves is not None))
 
     # --- packets -----------------------------------------------------------------------
 
@@ -377,6 +414,8 @@ class VerdictEngine:
         choice = select_backend(self.config)
         ruleset = render_ruleset(self.config, choice.backend)
         apply(ruleset)
+        for added in ensure_divert_routes(self.config):
+            log.info("policy routing for the L7 engine: %s", added)
         if self.decider is not None:
             sync_leased(self.decider.leases.bindings(time.time()))
         self._baseline = take_baseline(ruleset)
@@ -390,6 +429,13 @@ class VerdictEngine:
         ruleset takes tens of milliseconds) and restore it if it drifted."""
         if self._baseline is None or self._ruleset is None:
             return
+        restored = await asyncio.to_thread(ensure_divert_routes, self.config)
+        if restored:
+            log.warning("policy routing for the L7 engine was missing; restored: %s",
+                        "; ".join(restored))
+            self.counters["divert_routes_restored"] += 1
+            self.audit.append(AuditEvent.now("ruleset.restored", drift="policy routing",
+                                             restored=restored))
         found = await asyncio.to_thread(check_drift, self._baseline)
         if found is None:
             return
@@ -407,8 +453,12 @@ class VerdictEngine:
 
     def write_metrics(self, path: Path) -> None:
         dp = self.config.dataplane
+        counters = Counter(self.counters)
+        if self.l7 is not None:
+            counters.update({f"l7_{k}": v for k, v in self.l7.counters.items()})
+            counters["l7_connections_active"] = self.l7.active
         text = render_metrics(read_queue_stats(), {"verdict": dp.queue, "reset": dp.reset_queue},
-                              self.counters, self.observed.names.txt_signals,
+                              counters, self.observed.names.txt_signals,
                               len(self.observed.names))
         tmp = path.with_suffix(path.suffix + ".tmp")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -459,6 +509,7 @@ class VerdictEngine:
     async def run(self, stop: asyncio.Event) -> None:
         dp = self.config.dataplane
         loop = asyncio.get_running_loop()
+        await self.start_l7()
         now = time.time()
         self.load(now)
         if self.manage_rules:
@@ -488,6 +539,8 @@ class VerdictEngine:
         try:
             await stop.wait()
         finally:
+            if self.l7 is not None:
+                await self.l7.stop()
             for nfq in self._queues:
                 loop.remove_reader(nfq.get_fd())
                 nfq.unbind()

@@ -193,25 +193,35 @@ class HelloReader:
         self, hello: ClientHello, names: tuple[str, ...],
         evaluate: Callable[..., Decision], flags: list[str],
     ) -> tuple[Decision, str | None]:
-        """The decision a complete ClientHello gives, and the name it was taken by."""
-        if hello.ech:
-            flags.append("ech")
-            if self.settings.ech == "deny":
-                return Decision(Action.DENY, "the ClientHello uses Encrypted Client Hello: its"
-                                " real server name cannot be read; denied", None, None,
-                                self.plan.bundle_version), None
-        sni = hello.sni
-        if sni is None:
-            flags.append("no-sni")
-            decision = evaluate(None)
-            return replace(decision, reason=f"no SNI, decided by address: {decision.reason}"), None
-        if sni in names:
-            return evaluate(sni, sni), sni
-        flags.append("sni-mismatch")
-        if self.settings.sni_mismatch == "flag":
-            return evaluate(sni, sni), sni
-        decision = evaluate(None, sni)
-        resolved = ", ".join(names) if names else "no name"
-        return replace(decision, reason=(
-            f"SNI {sni} is not a name the agent resolved to this address ({resolved});"
-            f" decided by address: {decision.reason}")), None
+        return by_hello(hello, names, evaluate, flags, self.settings, self.plan.bundle_version)
+
+
+def by_hello(
+    hello: ClientHello, names: tuple[str, ...], evaluate: Callable[..., Decision],
+    flags: list[str], settings: NamesSection, bundle_version: int | None,
+) -> tuple[Decision, str | None]:
+    """The decision a complete ClientHello gives, and the name it was taken by (``None``:
+    by address). ``evaluate(host, sni)`` asks the policy; ``names`` are the names the agent
+    resolved for the address; what was noticed is appended to ``flags``. The verdict
+    engine and the L7 engine both decide TLS flows with this."""
+    if hello.ech:
+        flags.append("ech")
+        if settings.ech == "deny":
+            return Decision(Action.DENY, "the ClientHello uses Encrypted Client Hello: its"
+                            " real server name cannot be read; denied", None, None,
+                            bundle_version), None
+    sni = hello.sni
+    if sni is None:
+        flags.append("no-sni")
+        decision = evaluate(None)
+        return replace(decision, reason=f"no SNI, decided by address: {decision.reason}"), None
+    if sni in names:
+        return evaluate(sni, sni), sni
+    flags.append("sni-mismatch")
+    if settings.sni_mismatch == "flag":
+        return evaluate(sni, sni), sni
+    decision = evaluate(None, sni)
+    resolved = ", ".join(names) if names else "no name"
+    return replace(decision, reason=(
+        f"SNI {sni} is not a name the agent resolved to this address ({resolved});"
+        f" decided by address: {decision.reason}")), None

@@ -36,6 +36,10 @@ _STATES: dict[Action, State] = {
 PROTOCOLS = {6: "tcp", 17: "udp"}
 
 NO_L7 = "the L7 engine is not running here, so flows to inspect are refused"
+# Why a flow that must be inspected is refused although the L7 engine runs.
+UDP_L7 = "the L7 engine inspects TCP only, so UDP flows to inspect are refused"
+MID_FLOW_L7 = ("this flow was admitted at L4 to read its ClientHello, and a flow cannot move"
+               " to the L7 engine once it has started; refused")
 
 
 class FlowVerdict(NamedTuple):
@@ -56,7 +60,8 @@ class FlowVerdict(NamedTuple):
     identity: Identity | None = None
     # For refusals decided before the policy (no decision): why, and a flag naming it.
     refusal: tuple[str, str] | None = None
-    l7_refused: bool = False
+    # Why a flow policy sends to the L7 engine is refused (the engine is not running...).
+    l7_refused: str | None = None
     # A later datagram of a UDP flow this decider decided a moment ago: same verdict, and
     # no second audit record.
     repeat: bool = False
@@ -97,7 +102,7 @@ class FlowVerdict(NamedTuple):
                            "flags": [flag]})
         else:
             fields.update(_decision_fields(decision))
-            fields["reason"] = (f"{decision.reason}; {NO_L7}" if self.l7_refused
+            fields["reason"] = (f"{decision.reason}; {self.l7_refused}" if self.l7_refused
                                 else decision.reason)
         if self.flags:
             fields["flags"] = [*fields.get("flags", ()), *self.flags]

@@ -1,0 +1,791 @@
+"""One client connection through the L7 engine: TLS decision, then HTTP/1.1 requests.
+
+A connection arrives either diverted (TPROXY: its original destination is the socket's
+own address) or on the explicit proxy. Its first bytes say what it carries:
+
+* a TLS ClientHello — read whole, decided by its SNI like the verdict engine does
+  (``gatewayd.verdict.hello.by_hello``): *allow* → spliced to the server untouched;
+  *inspect* (or an action that needs requests: throttle, transform) → the engine ends
+  the client's TLS with a leaf of the gateway CA, opens its own verified TLS connection to
+  the server, and reads the HTTP inside; *deny* → reset. A client that refuses the leaf (a
+  pinned client, or one that does not trust the CA) is recorded ``tls.intercept_failed``;
+* anything else — HTTP/1.1 (h11): each request is decided (``gatewayd.l7.exchange``),
+  answered by the engine or forwarded, its response streamed back as it arrives (SSE
+  included), and recorded (``http.request``). Keep-alive, chunked bodies, ``Expect:
+  100-continue`` and WebSocket upgrades (decided, then spliced) are handled.
+
+On the explicit proxy, ``CONNECT host:port`` is decided by the host, answered ``200``, and
+the tunnel is then treated exactly like a diverted connection to that host. Every wait is
+bounded (``l7.header_timeout``, ``idle_timeout``, ``connect_timeout``,
+``upstream_timeout``); a request body is read up to ``l7.inspect_body_bytes`` before it goes
+on, and what is above it follows ``l7.body_over_limit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import h11
+
+from gatewayd.audit import AuditEvent, new_event_id
+from gatewayd.config import Config
+from gatewayd.errors import ClawgressError, ParseError
+from gatewayd.identity import Identity
+from gatewayd.l7.conn import Plain, Stream, TlsServer, splice
+from gatewayd.l7.exchange import (
+    Asserted,
+    Exchange,
+    Origin,
+    Refusal,
+    View,
+    action_for,
+    decide,
+    request_event,
+    which_host,
+    who_sent,
+)
+from gatewayd.l7.interception import LeafContexts
+from gatewayd.l7.responses import REQUEST_ID_HEADER, Answer, answer
+from gatewayd.l7.target import Target, TargetError, read_target
+from gatewayd.l7.upstream import Upstream, UpstreamError, connect
+from gatewayd.netfilter.marks import State
+from gatewayd.packets import ClientHello, ja4, parse_client_hello
+from gatewayd.policy import Decision, Request
+from gatewayd.verdict.hello import by_hello
+from gatewayd.verdict.verdicts import state_for
+
+log = logging.getLogger("clawgress.l7")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+TLS_HANDSHAKE = 0x16
+# A refused request's body is read (and thrown away) up to this much, so the connection
+# can serve the next request; beyond it the connection is closed.
+DRAIN_LIMIT = 64 * 1024
+
+# Request headers that belong to one hop, never sent on (RFC 9110 §7.6.1), and the
+# proxy's own. Framing (content-length, transfer-encoding) is kept: h11 frames the body
+# the way the client did.
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization",
+    b"proxy-authenticate", b"te", b"trailer", b"upgrade", b"expect",
+})
+RESPONSE_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection",
+                          b"proxy-authenticate", b"trailer", b"upgrade"})
+
+
+class Refused(Exception):
+    """Raised inside a request to answer it in place of the upstream."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+
+
+@dataclass
+class Services:
+    """What every connection shares: settings, the current view, the record, the CA."""
+
+    config: Config
+    view: Callable[[], View]
+    audit: Callable[[AuditEvent], None]
+    quarantine: Callable[[str, Decision], None]
+    leaves: LeafContexts | None
+    upstream_tls: ssl.SSLContext
+    assert_identity: Callable[[bytes, float], Asserted | Refusal] | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+def _address(text: str) -> IPAddress:
+    ip = ipaddress.ip_address(text.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+class ClientConnection:
+    def __init__(self, services: Services, stream: Plain, origin: Origin) -> None:
+        self.s = services
+        self.cfg = services.config.l7
+        self.client: Stream = stream
+        self.plain = stream
+        self.origin = origin
+        self.upstream: Upstream | None = None
+        self.identity: Identity | None = None
+
+    # --- entry points ------------------------------------------------------------------
+
+    @classmethod
+    def accepted(cls, services: Services, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, via: str) -> ClientConnection:
+        peer = writer.get_extra_info("peername")
+        local = writer.get_extra_info("sockname")
+        src = _address(peer[0])
+        dst = _address(local[0])
+        origin = Origin(
+            via="transparent" if via == "transparent" else "proxy",
+            src_ip=src, src_port=int(peer[1]),
+            dst_ip=dst if via == "transparent" else None,
+            dst_port=int(local[1]) if via == "transparent" else 0,
+            iface=services.config.interface_for(src),
+        )
+        return cls(services, Plain(reader, writer), origin)
+
+    async def serve(self) -> None:
+        try:
+            if self.origin.via == "transparent":
+                first = await self._first_bytes()
+                if first is None:
+                    return
+                if first[0] == TLS_HANDSHAKE:
+                    await self._tls(first)
+                else:
+                    await self._http(first)
+            else:
+                await self._http(b"")
+        except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
+            self.s.count("connections_broken")
+            log.debug("connection from %s ended: %s", self.origin.src_ip, exc)
+        finally:
+            if self.upstream is not None:
+                self.upstream.close()
+            self.client.close()
+
+    async def _first_bytes(self) -> bytes | None:
+        try:
+            async with asyncio.timeout(self.cfg.header_timeout):
+                data = await self.client.recv()
+        except TimeoutError:
+            self.s.count("header_timeouts")
+            return None
+        return data or None
+
+    # --- TLS ---------------------------------------------------------------------------
+
+    async def _read_hello(self, buffered: bytes) -> tuple[bytes, ClientHello | None, str]:
+        """Bytes until the ClientHello is whole (within the header timeout); the hello, or
+        why there is none."""
+        limit = self.s.config.names.max_client_hello
+        try:
+            async with asyncio.timeout(self.cfg.header_timeout):
+                while True:
+                    try:
+                        hello = parse_client_hello(buffered, max_size=limit)
+                    except ParseError as exc:
+                        return buffered, None, str(exc)
+                    if hello is not None:
+                        return buffered, hello, ""
+                    more = await self.plain.recv()
+                    if not more:
+                        return buffered, None, "the client closed before its ClientHello"
+                    buffered += more
+        except TimeoutError:
+            return buffered, None, f"no whole ClientHello within {self.cfg.header_timeout} s"
+
+    async def _tls(self, buffered: bytes, identity: Identity | None = None) -> None:
+        """A TLS connection: decided by its ClientHello, then spliced, intercepted or
+        refused."""
+        now = time.time()
+        view = self.s.view()
+        origin = self.origin
+        buffered, hello, problem = await self._read_hello(buffered)
+        fields: dict[str, Any] = {"src_ip": origin.src_ip.compressed,
+                                  "src_port": origin.src_port, "via": origin.via,
+                                  "dst_port": origin.dst_port, "layer": "l7",
+                                  "gateway": self.s.config.gateway.name}
+        if origin.dst_ip is not None:
+            fields["dst_ip"] = origin.dst_ip.compressed
+        if hello is None:
+            fields.update(action="deny", reason=f"not a TLS ClientHello: {problem}",
+                          flags=["not-tls"], agent_id=identity.agent_id if identity else None)
+            self._tls_record("tls.decision", fields, now)
+            self.s.count("tls_refused")
+            self.plain.abort()
+            return
+        if identity is None:
+            who = who_sent(origin, view, None, now)
+            if isinstance(who, Refusal):
+                fields.update(action="deny", reason=who.reason, flags=[who.flag],
+                              agent_id=None, sni=hello.sni)
+                self._tls_record("tls.decision", fields, now)
+                self.plain.abort()
+                return
+            identity = who
+        self.identity = identity
+        assert origin.dst_ip is not None
+        if origin.bound is not None:
+            names: tuple[str, ...] = (origin.bound,)
+        else:
+            names = view.names.names_for(identity.agent_id, origin.dst_ip.packed, now)
+        dst_ip = origin.dst_ip
+
+        def evaluate(host: str | None, sni: str | None = None) -> Decision:
+            return view.plan.evaluate(Request(identity=identity, dest_ip=dst_ip, host=host,
+                                              port=origin.dst_port, protocol="tcp",
+                                              layer="l4", sni=sni), now)
+
+        flags: list[str] = []
+        decision, host = by_hello(hello, names, evaluate, flags, self.s.config.names,
+                                  view.plan.bundle_version)
+        state = state_for(decision, l7_available=True)
+        fingerprint = ja4(hello, transport="tcp")
+        fields.update(identity.as_dict())
+        fields.update(decision.as_dict())
+        fields.update(sni=hello.sni, host=host, ja4=fingerprint,
+                      signals={"workload_fingerprint": fingerprint},
+                      flags=[*decision.flags, *flags])
+        if state is State.DENY:
+            fields["tls"] = "refused"
+            self._tls_record("tls.decision", fields, now)
+            self.s.count("tls_refused")
+            if decision.action.value == "quarantine":
+                self.s.quarantine(identity.agent_id, decision)
+            self.plain.abort()
+            return
+        if state is State.ALLOW:
+            fields["tls"] = "spliced"
+            self._tls_record("tls.decision", fields, now)
+            self.s.count("tls_spliced")
+            await self._splice_to(dst_ip, origin.dst_port, buffered)
+            return
+        await self._intercept(hello, host, buffered, fields, now)
+
+    async def _intercept(self, hello: ClientHello, host: str | None, buffered: bytes,
+                         fields: dict[str, Any], now: float) -> None:
+        """End the client's TLS with a leaf for the name it asked for, then read HTTP."""
+        origin = self.origin
+        assert origin.dst_ip is not None
+        name = hello.sni or origin.dst_ip.compressed
+        problem = None
+        context = None
+        if self.s.leaves is None:
+            problem = ("no gateway CA is loaded, so TLS cannot be inspected (clawgress ca"
+                       " init)", "no-ca")
+        else:
+            try:
+                context = self.s.leaves.context_for(name, now)
+            except (ValueError, ClawgressError) as exc:
+                problem = (f"no certificate for {name}: {exc}", "no-leaf")
+        if context is None:
+            assert problem is not None
+            fields.update(tls="refused", action="deny",
+                          reason=f"{fields['reason']}; {problem[0]}",
+                          flags=[*fields["flags"], problem[1]])
+            self._tls_record("tls.decision", fields, now)
+            self.plain.abort()
+            return
+        tls = TlsServer(self.plain, context, buffered)
+        try:
+            async with asyncio.timeout(self.cfg.header_timeout):
+                await tls.handshake()
+        except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            fields.update(tls="intercept-failed", reason=f"the client refused the gateway's"
+                          f" certificate or the handshake: {exc}",
+                          flags=[*fields["flags"], "client-handshake-failed"])
+            self._tls_record("tls.intercept_failed", fields, now)
+            self.s.count("tls_intercept_failed")
+            self.plain.abort()
+            return
+        fields["tls"] = "intercepted"
+        self._tls_record("tls.decision", fields, now)
+        self.s.count("tls_intercepted")
+        self.client = tls
+        self.origin = replace(origin, tls="intercepted", sni=hello.sni,
+                              bound=origin.bound or host)
+        await self._http(b"")
+
+    def _tls_record(self, kind: str, fields: dict[str, Any], now: float) -> None:
+        self.s.audit(AuditEvent(kind, now, fields, new_event_id(now)))
+
+    async def _splice_to(self, ip: IPAddress, port: int, first: bytes) -> None:
+        try:
+            server = await connect(ip.compressed, port, tls=None, server_name=None,
+                                   timeout_s=self.cfg.connect_timeout)
+        except UpstreamError as exc:
+            log.info("splice to %s port %d: %s", ip, port, exc)
+            self.plain.abort()
+            return
+        try:
+            server.send(first)
+            await splice(self.client, server, self.cfg.idle_timeout)
+        finally:
+            server.close()
+
+    # --- HTTP --------------------------------------------------------------------------
+
+    async def _next(self, h: h11.Connection, *, head: bool = False,
+                    fresh: bool = False) -> h11.Event:
+        """The next client event. A request head must arrive whole within the header
+        timeout of its first byte (of the connection's start, for the first request);
+        before that, and between body reads, the client may be quiet for the idle timeout.
+        ``TimeoutError`` when it is not."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.header_timeout if head and fresh else None
+        while True:
+            event = h.next_event()
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]
+            if deadline is None:
+                budget: float = self.cfg.idle_timeout
+            else:
+                budget = deadline - loop.time()
+                if budget <= 0:
+                    raise TimeoutError("request head timeout")
+            async with asyncio.timeout(budget):
+                data = await self.client.recv()
+            if head and deadline is None and data:
+                deadline = loop.time() + self.cfg.header_timeout
+            h.receive_data(data)
+
+    def _send(self, h: h11.Connection, event: h11.Event) -> None:
+        data = h.send(event)
+        if data:
+            self.client.send(data)
+
+    async def _drain_client(self) -> None:
+        async with asyncio.timeout(self.cfg.idle_timeout):
+            await self.client.drain()
+
+    async def _answer(self, h: h11.Connection, ans: Answer) -> None:
+        self._send(h, h11.Response(status_code=ans.status, headers=list(ans.headers),
+                                   reason=ans.reason))
+        self._send(h, h11.Data(data=ans.body))
+        self._send(h, h11.EndOfMessage())
+        await self._drain_client()
+
+    async def _bad_request(self, h: h11.Connection, status: int, reason: str) -> None:
+        """Answer what cannot be read as a request, then close."""
+        request_id = new_event_id(time.time())
+        self.s.count("requests_malformed")
+        ans = answer(status, reason, request_id, close=True)
+        if h.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            with contextlib.suppress(h11.LocalProtocolError, OSError, TimeoutError):
+                await self._answer(h, ans)
+        now = time.time()
+        ex = Exchange(request_id, now, self.origin, status=status, reason=reason,
+                      flags=["malformed"], identity=self.identity)
+        self.s.audit(request_event(ex, now, self.s.config.gateway.name))
+
+    async def _http(self, buffered: bytes) -> None:
+        h = h11.Connection(h11.SERVER, max_incomplete_event_size=self.cfg.max_header_bytes)
+        if buffered:
+            h.receive_data(buffered)
+        fresh = True
+        while True:
+            try:
+                event = await self._next(h, head=True, fresh=fresh)
+            except h11.RemoteProtocolError as exc:
+                await self._bad_request(h, exc.error_status_hint, f"malformed request: {exc}")
+                return
+            except TimeoutError:
+                self.s.count("header_timeouts" if fresh or h.their_state is not h11.IDLE
+                             else "idle_timeouts")
+                return
+            fresh = False
+            if not isinstance(event, h11.Request):
+                return  # the client closed
+            keep = await self._request(h, event)
+            if not keep:
+                return
+            if h.our_state is h11.SWITCHED_PROTOCOL:
+                return
+            try:
+                h.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+
+    async def _request(self, h: h11.Connection, req: h11.Request) -> bool:
+        """One request, answered or forwarded; whether the connection may go on."""
+        now = time.time()
+        ex = Exchange(new_event_id(now), now, self.origin, method=req.method.decode("ascii",
+                                                                                  "replace"))
+        self.s.count("requests")
+        try:
+            return await self._handle(h, req, ex)
+        except Refused as refused:
+            ans = ex.refused(refused.refusal)
+            if ex.decision is not None and refused.refusal.flag == "quarantine" and \
+                    ex.identity is not None:
+                self.s.quarantine(ex.identity.agent_id, ex.decision)
+            self.s.count(f"refused_{refused.refusal.status}")
+            return await self._finish_refusal(h, ans)
+        except UpstreamError as exc:
+            ex.flags.append(exc.flag)
+            ex.status = exc.status
+            ex.reason = str(exc)
+            self.s.count("upstream_failed")
+            if h.our_state is h11.SEND_RESPONSE:
+                await self._finish_refusal(h, answer(exc.status, str(exc), ex.request_id,
+                                                     close=True))
+            return False
+        finally:
+            self.s.audit(request_event(ex, time.time(), self.s.config.gateway.name))
+
+    async def _finish_refusal(self, h: h11.Connection, ans: Answer) -> bool:
+        """Send ``ans``; keep the connection only if the request's body can be read off."""
+        if h.our_state is not h11.SEND_RESPONSE:
+            return False
+        await self._answer(h, ans)
+        drained = 0
+        while h.their_state is h11.SEND_BODY:
+            if h.client_is_waiting_for_100_continue:
+                return False  # the body was never sent; do not wait for it
+            try:
+                event = await self._next(h)
+            except (h11.RemoteProtocolError, TimeoutError):
+                return False
+            if isinstance(event, h11.Data):
+                drained += len(event.data)
+                if drained > DRAIN_LIMIT:
+                    return False
+            elif isinstance(event, h11.ConnectionClosed):
+                return False
+        return _both_done(h)
+
+    def _refuse(self, status: int, reason: str, flag: str,
+                decision: Decision | None = None) -> Refused:
+        return Refused(Refusal(status, reason, flag, decision))
+
+    async def _handle(self, h: h11.Connection, req: h11.Request, ex: Exchange) -> bool:
+        method = ex.method
+        headers = req.headers
+        host_header = None
+        auth = None
+        for name, value in headers:
+            if name == b"host":
+                if host_header is not None:
+                    raise self._refuse(400, "more than one Host header", "malformed")
+                host_header = value
+            elif name == b"proxy-authorization":
+                auth = value
+        via = self.origin.via
+        # Inside a CONNECT tunnel, requests are origin-form, as on a diverted connection.
+        form = "transparent" if via == "transparent" or self.origin.bound else "proxy"
+        default_port = (self.origin.dst_port if form == "transparent" else 80)
+        try:
+            target = read_target(method, req.target, host_header, via=form,
+                                 default_port=default_port)
+        except TargetError as exc:
+            raise self._refuse(exc.status, str(exc), "malformed") from None
+        ex.host, ex.port, ex.path = target.host, target.port, target.path or None
+        view = self.s.view()
+        now = ex.started
+        who = self._who(view, auth, ex)
+        picked = which_host(self.origin, target, who, view, self.s.config, now)
+        if isinstance(picked, Refusal):
+            raise Refused(picked)
+        host, flags = picked
+        ex.flags.extend(flags)
+        if method == "CONNECT":
+            return await self._connect(h, req, ex, target, who, view)
+        dst_ip = self.origin.dst_ip
+        if via == "proxy" and not self.origin.bound:
+            # The proxy connects by name: decide by the name first (a denied host is not
+            # even resolved), then by the address it resolves to.
+            first_decision = decide(self.origin, who, host, method, target.path,
+                                    target.port, None, view.plan, now)
+            first_action = action_for(first_decision, self.cfg.throttle_retry_after)
+            if first_action.refusal is not None:
+                ex.decision = first_decision
+                raise Refused(first_action.refusal)
+            dst_ip = await self._resolve(target, view)
+        decision = decide(self.origin, who, host, method, target.path, target.port, dst_ip,
+                          view.plan, now)
+        ex.decision = decision
+        act = action_for(decision, self.cfg.throttle_retry_after)
+        ex.flags.extend(act.flags)
+        if act.refusal is not None:
+            raise Refused(act.refusal)
+        assert dst_ip is not None
+        return await self._forward(h, req, ex, target, dst_ip)
+
+    def _who(self, view: View, auth: bytes | None, ex: Exchange) -> Identity:
+        """Who the request is decided for: the connection's identity once it is settled
+        (a tunnel's), else the source's lease and any proxy assertion."""
+        now = ex.started
+        if self.identity is not None:
+            held = view.quarantined.get(self.identity.agent_id)
+            if held is not None:
+                raise self._refuse(403, f"agent {self.identity.agent_id} is quarantined:"
+                                   f" {held.reason}", "quarantined")
+            ex.identity = self.identity
+            return self.identity
+        asserted: Asserted | None = None
+        if auth is not None and self.origin.via == "proxy":
+            if self.s.assert_identity is None:
+                raise self._refuse(403, "Proxy-Authorization is not accepted here",
+                                   "assertion-refused")
+            got = self.s.assert_identity(auth, now)
+            if isinstance(got, Refusal):
+                raise Refused(got)
+            asserted = got
+            ex.flags.append(f"asserted:{got.method}")
+        who = who_sent(self.origin, view, asserted, now)
+        if isinstance(who, Refusal):
+            raise Refused(who)
+        ex.identity = who
+        return who
+
+    async def _resolve(self, target: Target, view: View) -> IPAddress:
+        """The address a proxy request's host resolves to (the first; guarded ranges only
+        when a rule names them)."""
+        if target.is_address:
+            ip = ipaddress.ip_address(target.host)
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                async with asyncio.timeout(self.cfg.connect_timeout):
+                    infos = await loop.getaddrinfo(target.host, target.port,
+                                                   type=socket.SOCK_STREAM)
+            except (OSError, TimeoutError) as exc:
+                raise UpstreamError(f"cannot resolve {target.host}: {exc}", 502,
+                                    "resolve-failed") from None
+            if not infos:
+                raise UpstreamError(f"{target.host} has no address", 502, "resolve-failed")
+            ip = _address(str(infos[0][4][0]))
+        hit = view.plan.resolution_guard(ip)
+        if hit is not None:
+            where = hit.network if hit.network is not None else hit.host
+            raise self._refuse(403, f"{target.host} resolves to {ip}, in the guarded"
+                               f" {hit.kind} range {where}; no rule names that address",
+                               "guarded-address")
+        return ip
+
+    # --- CONNECT -----------------------------------------------------------------------
+
+    async def _connect(self, h: h11.Connection, req: h11.Request, ex: Exchange,
+                       target: Target, identity: Identity, view: View) -> bool:
+        now = ex.started
+        if self.origin.bound is not None or self.origin.via != "proxy":
+            raise self._refuse(405, "CONNECT inside a tunnel", "malformed")
+        host = None if target.is_address else target.host
+        first = view.plan.evaluate(Request(identity=identity, host=host, port=target.port,
+                                           protocol="tcp", layer="l4"), now)
+        if state_for(first, l7_available=True) is State.DENY:
+            ex.decision = first
+            raise Refused(action_for(first, self.cfg.throttle_retry_after).refusal
+                          or Refusal(403, first.reason, "denied", first))
+        ip = await self._resolve(target, view)
+        decision = view.plan.evaluate(Request(identity=identity, dest_ip=ip, host=host,
+                                              port=target.port, protocol="tcp", layer="l4"),
+                                      now)
+        ex.decision = decision
+        if state_for(decision, l7_available=True) is State.DENY:
+            raise Refused(action_for(decision, self.cfg.throttle_retry_after).refusal
+                          or Refusal(403, decision.reason, "denied", decision))
+        ex.upstream = f"{ip.compressed}:{target.port}"
+        self._send(h, h11.Response(status_code=200, reason=b"Connection established",
+                                   headers=[(REQUEST_ID_HEADER, ex.request_id.encode())]))
+        await self._drain_client()
+        ex.status = 200
+        trailing, _closed = h.trailing_data
+        self.origin = replace(self.origin, dst_ip=ip, dst_port=target.port, bound=target.host)
+        self.identity = identity
+        # The tunnel's record is written when it ends (its latency is the tunnel's life);
+        # the requests inside have records of their own.
+        await self._tunnel(bytes(trailing), identity)
+        return False
+
+    async def _tunnel(self, buffered: bytes, identity: Identity) -> None:
+        if not buffered:
+            try:
+                async with asyncio.timeout(self.cfg.header_timeout):
+                    buffered = await self.plain.recv()
+            except TimeoutError:
+                return
+            if not buffered:
+                return
+        if buffered[0] == TLS_HANDSHAKE:
+            await self._tls(buffered, identity)
+        else:
+            await self._http(buffered)
+
+    # --- forwarding --------------------------------------------------------------------
+
+    async def _upstream_for(self, ip: IPAddress, port: int) -> Upstream:
+        tls = self.origin.tls == "intercepted"
+        server_name = (self.origin.sni or self.origin.bound) if tls else None
+        key = (ip.compressed, port, server_name if tls else None)
+        if self.upstream is not None:
+            if self.upstream.key == key and self.upstream.next_cycle():
+                return self.upstream
+            self.upstream.close()
+            self.upstream = None
+        stream = await connect(ip.compressed, port,
+                               tls=self.s.upstream_tls if tls else None,
+                               server_name=server_name or ip.compressed,
+                               timeout_s=self.cfg.connect_timeout)
+        self.upstream = Upstream(key, stream)
+        self.s.count("upstream_connections")
+        return self.upstream
+
+    async def _body(self, h: h11.Connection, ex: Exchange) -> tuple[list[bytes], bool]:
+        """The request body read before deciding on it, up to the inspect limit, and whether
+        it is all there."""
+        if h.client_is_waiting_for_100_continue:
+            self._send(h, h11.InformationalResponse(status_code=100, headers=[]))
+            await self._drain_client()
+        parts: list[bytes] = []
+        size = 0
+        while h.their_state is h11.SEND_BODY:
+            event = await self._next(h)
+            if isinstance(event, h11.Data):
+                parts.append(bytes(event.data))
+                size += len(event.data)
+                if size > self.cfg.inspect_body_bytes:
+                    return parts, False
+            elif isinstance(event, h11.EndOfMessage):
+                return parts, True
+            else:
+                raise ConnectionError("the client went away during the request body")
+        return parts, True
+
+    async def _forward(self, h: h11.Connection, req: h11.Request, ex: Exchange,
+                       target: Target, ip: IPAddress) -> bool:
+        try:
+            parts, whole = await self._body(h, ex)
+        except h11.RemoteProtocolError as exc:
+            raise self._refuse(400, f"malformed request body: {exc}", "malformed") from None
+        if not whole:
+            if self.cfg.body_over_limit == "deny":
+                raise self._refuse(413, f"the request body is over"
+                                   f" {self.cfg.inspect_body_bytes} bytes, the most this"
+                                   " gateway inspects", "body-over-limit")
+            ex.flags.append("body-uninspected")
+        upgrade = _websocket(req)
+        if upgrade:
+            ex.flags.append("websocket")
+        up = await self._upstream_for(ip, target.port)
+        ex.upstream = f"{ip.compressed}:{target.port}"
+        up.send(h11.Request(method=req.method, target=target.upstream.encode(),
+                            headers=_request_headers(req.headers, upgrade,
+                                                     target.host_header(80).encode()),
+                            http_version=b"1.1"))
+        for part in parts:
+            ex.bytes_out += len(part)
+            up.send(h11.Data(data=part))
+        while h.their_state is h11.SEND_BODY:
+            event = await self._next(h)
+            if isinstance(event, h11.Data):
+                ex.bytes_out += len(event.data)
+                up.send(h11.Data(data=event.data))
+                async with asyncio.timeout(self.cfg.upstream_timeout):
+                    await up.stream.drain()
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            else:
+                raise ConnectionError("the client went away during the request body")
+        if up.h11.our_state is h11.SEND_BODY:
+            up.send(h11.EndOfMessage())
+        try:
+            async with asyncio.timeout(self.cfg.upstream_timeout):
+                await up.stream.drain()
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamError(f"sending the request upstream failed: {exc}") from None
+        return await self._response(h, ex, up, upgrade)
+
+    async def _response(self, h: h11.Connection, ex: Exchange, up: Upstream,
+                        upgrade: bool) -> bool:
+        timeout = self.cfg.upstream_timeout
+        while True:
+            event = await up.next_event(timeout)
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101 and upgrade:
+                    ex.status = 101
+                    self._send(h, h11.InformationalResponse(
+                        status_code=101, reason=event.reason,
+                        headers=[*event.headers, (REQUEST_ID_HEADER, ex.request_id.encode())]))
+                    await self._drain_client()
+                    await self._switched(h, ex, up)
+                    return False
+                continue  # 100 Continue and other interim answers: the engine sent its own
+            if not isinstance(event, h11.Response):
+                raise UpstreamError("the upstream answered with no response head")
+            break
+        ex.status = event.status_code
+        self._send(h, h11.Response(status_code=event.status_code, reason=event.reason,
+                                   headers=_response_headers(event.headers, ex.request_id)))
+        while True:
+            event = await up.next_event(timeout)
+            if isinstance(event, h11.Data):
+                ex.bytes_in += len(event.data)
+                self._send(h, h11.Data(data=event.data))
+                await self._drain_client()
+            elif isinstance(event, h11.EndOfMessage):
+                self._send(h, h11.EndOfMessage())
+                await self._drain_client()
+                break
+            else:
+                raise UpstreamError("the upstream closed in the middle of its response")
+        if not up.reusable:
+            up.close()
+            self.upstream = None
+        return h.our_state is h11.DONE and h.their_state is h11.DONE
+
+    async def _switched(self, h: h11.Connection, ex: Exchange, up: Upstream) -> None:
+        """After a 101: both sides speak another protocol (WebSocket); spliced."""
+        client_rest, _ = h.trailing_data
+        up_rest, _ = up.h11.trailing_data
+        if client_rest:
+            up.stream.send(bytes(client_rest))
+        if up_rest:
+            self.client.send(bytes(up_rest))
+        self.upstream = None
+        try:
+            sent, got = await splice(self.client, up.stream, self.cfg.idle_timeout)
+        finally:
+            up.close()
+        ex.bytes_out += sent
+        ex.bytes_in += got
+
+
+def _both_done(h: h11.Connection) -> bool:
+    """Whether request and response are both complete: the connection can serve another."""
+    return h.our_state is h11.DONE and h.their_state is h11.DONE
+
+
+def _websocket(req: h11.Request) -> bool:
+    upgrade = connection = False
+    for name, value in req.headers:
+        if name == b"upgrade" and value.lower() == b"websocket":
+            upgrade = True
+        elif name == b"connection" and b"upgrade" in value.lower():
+            connection = True
+    return upgrade and connection
+
+
+def _connection_tokens(headers: Any) -> set[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return tokens
+
+
+def _request_headers(headers: Any, upgrade: bool,
+                     host: bytes) -> list[tuple[bytes, bytes]]:
+    listed = _connection_tokens(headers) - {b"upgrade", b"close", b"keep-alive"}
+    out = [(n, v) for n, v in headers if n not in HOP_BY_HOP and n not in listed]
+    if not any(n == b"host" for n, _ in out):
+        out.insert(0, (b"host", host))
+    if upgrade:
+        out += [(b"connection", b"upgrade"), (b"upgrade", b"websocket")]
+    return out
+
+
+def _response_headers(headers: Any, request_id: str) -> list[tuple[bytes, bytes]]:
+    listed = _connection_tokens(headers) - {b"close", b"keep-alive"}
+    out = [(n, v) for n, v in headers if n not in RESPONSE_HOP and n not in listed]
+    out.append((REQUEST_ID_HEADER, request_id.encode()))
+    return out

@@ -1,0 +1,154 @@
+"""The L7 engine's listeners: the TPROXY listener and the explicit proxy.
+
+``L7Engine.start`` opens the transparent listener (``l7.transparent_port``, IPv4 and IPv6,
+``IP_TRANSPARENT``: the ruleset diverts flows in the *inspect* state to it, and each
+accepted socket's own address is the flow's original destination) and the explicit proxy
+(``l7.proxy_port``, on every address; the ruleset admits it from workload interfaces
+only). Each connection is served by a ``ClientConnection`` in a task of its own, so a slow
+or stalled client or upstream never blocks another; above ``l7.max_connections`` new
+connections are closed at once. It runs in the verdict engine's event loop and reads the
+same leases, plan and resolved names (``View``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+
+from gatewayd.audit import AuditEvent
+from gatewayd.config import Config
+from gatewayd.errors import ClawgressError
+from gatewayd.l7.ca_store import CaPaths, load_ca
+from gatewayd.l7.connection import ClientConnection, Services
+from gatewayd.l7.exchange import Asserted, Refusal, View
+from gatewayd.l7.interception import LeafContexts
+from gatewayd.l7.upstream import upstream_context
+from gatewayd.policy import Decision
+
+log = logging.getLogger("clawgress.l7")
+
+IP_TRANSPARENT = getattr(socket, "IP_TRANSPARENT", 19)
+IPV6_TRANSPARENT = 75
+BACKLOG = 4096
+
+
+def listening_socket(family: int, port: int, *, transparent: bool) -> socket.socket:
+    """A TCP socket listening on every address of ``family`` (IPv6 only for AF_INET6)."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if transparent:
+            if family == socket.AF_INET:
+                sock.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
+            else:
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
+        sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))  # noqa: S104
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class L7Engine:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        view: Callable[[], View],
+        audit: Callable[[AuditEvent], None],
+        quarantine: Callable[[str, Decision], None],
+        assert_identity: Callable[[bytes, float], Asserted | Refusal] | None = None,
+    ) -> None:
+        self.config = config
+        leaves = None
+        try:
+            ca = load_ca(CaPaths(config.l7.ca_dir), leaf_ttl=config.l7.leaf_ttl,
+                         leaf_cache_size=config.l7.leaf_cache_size)
+        except ClawgressError as exc:
+            log.warning("TLS flows to inspect will be refused: %s", exc)
+        else:
+            leaves = LeafContexts(ca, config.l7.leaf_cache_size)
+            log.info("gateway CA loaded: %s", ca.fingerprint)
+        self.services = Services(
+            config=config, view=view, audit=audit, quarantine=quarantine, leaves=leaves,
+            upstream_tls=upstream_context(config.l7.extra_upstream_cas),
+            assert_identity=assert_identity,
+        )
+        self._servers: list[asyncio.Server] = []
+        self._connections: set[asyncio.Task[None]] = set()
+        self.ports: dict[str, int] = {}
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.services.counters
+
+    @property
+    def active(self) -> int:
+        return len(self._connections)
+
+    async def start(self) -> None:
+        """Open the listeners; ``ClawgressError`` if the transparent one cannot be opened
+        (without it, flows to inspect cannot be served)."""
+        l7 = self.config.l7
+        wanted = [("transparent", l7.transparent_port, True)]
+        if l7.proxy_port is not None:
+            wanted.append(("proxy", l7.proxy_port, False))
+        for via, port, transparent in wanted:
+            opened = 0
+            for family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    sock = listening_socket(family, port, transparent=transparent)
+                except OSError as exc:
+                    if family == socket.AF_INET6 and exc.errno in (97, 99):  # no IPv6 here
+                        continue
+                    await self.stop()
+                    raise ClawgressError(f"cannot listen on the {via} port {port}: {exc}"
+                                         " (another process? root or CAP_NET_ADMIN?)") from None
+                server = await asyncio.start_server(self._handler(via), sock=sock,
+                                                    limit=l7.max_header_bytes)
+                self._servers.append(server)
+                opened += 1
+            self.ports[via] = port
+            log.info("L7 %s listener on port %d (%d families)", via, port, opened)
+
+    def _handler(self, via: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                             asyncio.Future[None] | None]:
+        def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if len(self._connections) >= self.config.l7.max_connections:
+                self.services.count("connections_refused")
+                writer.transport.abort()
+                return
+            self.services.count(f"connections_{via}")
+            conn = ClientConnection.accepted(self.services, reader, writer, via)
+            task = asyncio.get_running_loop().create_task(self._serve(conn))
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+        return handle
+
+    async def _serve(self, conn: ClientConnection) -> None:
+        try:
+            await conn.serve()
+        except Exception:  # one connection's bug never stops the others
+            self.services.count("connections_failed")
+            log.exception("serving a connection from %s failed", conn.origin.src_ip)
+            with contextlib.suppress(Exception):
+                conn.plain.abort()
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.gather(*self._connections, return_exceptions=True)
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self._servers.clear()

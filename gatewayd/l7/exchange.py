@@ -1,0 +1,264 @@
+"""One HTTP request through the decision pipeline: identity → policy → action → audit.
+
+The L7 engine's IO shell reads a request head and asks this module, in order:
+
+* ``who_sent`` — the identity the request is decided for: the lease of its source (on
+  the interface it came in on), or on the explicit proxy a per-request assertion
+  (``Proxy-Authorization``, a client certificate) that must agree with that lease when
+  there is one. Nobody → refused (407 on the proxy, 403 otherwise). A quarantined agent →
+  refused.
+* ``which_host`` — the name the request is decided by. A connection bound to a name (a
+  TLS connection decided by its SNI, a ``CONNECT`` tunnel) serves that name only: a
+  request for another gets 421. On a transparent connection, the ``Host`` decides when the
+  agent resolved it to the address it connected to; otherwise the request is decided by
+  address and flagged ``host-mismatch`` (as for an SNI, ``names.sni_mismatch``).
+* ``decide`` — the policy's decision at L7 (method, path, host, port, address).
+* ``action_for`` — what the decision does to the request: forward it, or answer in place
+  of the upstream (403, 429), and whether the agent is to be quarantined.
+* ``request_event`` — its one audit record, once the response is done.
+
+Pure: the view of leases and policy, and the time, are arguments.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from gatewayd.audit import AuditEvent
+from gatewayd.config import Config
+from gatewayd.identity import Identity, LeaseTable, Quarantine
+from gatewayd.l7.responses import Answer, answer
+from gatewayd.l7.target import Target
+from gatewayd.policy import Action, Decision, Plan, Request
+from gatewayd.verdict.resolved import ResolvedNames
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Via = Literal["transparent", "proxy"]
+
+# Actions after which the request goes on upstream. `inspect` at L7 means: it was
+# inspected, and nothing refused it.
+FORWARDED = frozenset({Action.ALLOW, Action.ALERT, Action.LOG_ONLY, Action.INSPECT,
+                       Action.TRANSFORM})
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What the engine knows when a request arrives: the plan, the lease table, the
+    quarantined agents, the registered agents and the names agents resolved."""
+
+    plan: Plan
+    leases: LeaseTable
+    quarantined: Mapping[str, Quarantine]
+    agents: Mapping[str, Identity]
+    names: ResolvedNames
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """How a connection reached the engine.
+
+    ``dst_ip`` is where it was going (transparent) or what the proxy connected to; ``bound``
+    is the name the connection serves once that is settled (the SNI a TLS connection was
+    decided by, the host of a ``CONNECT``); ``tls`` says whether the engine terminated TLS.
+    """
+
+    via: Via
+    src_ip: IPAddress
+    src_port: int
+    dst_ip: IPAddress | None
+    dst_port: int
+    iface: str | None
+    bound: str | None = None
+    tls: Literal["intercepted", "none"] = "none"
+    sni: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request answered by the engine: the answer, the record's reason and flag."""
+
+    status: int
+    reason: str
+    flag: str
+    decision: Decision | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    def answer(self, request_id: str, *, close: bool = False) -> Answer:
+        d = self.decision
+        return answer(self.status, self.reason, request_id,
+                      policy_id=d.policy_id if d else None, rule_id=d.rule_id if d else None,
+                      headers=self.headers, close=close)
+
+
+@dataclass(frozen=True, slots=True)
+class Asserted:
+    """Who a per-request assertion says sent the request, and how it said so."""
+
+    agent_id: str
+    method: str
+    detail: str | None = None
+
+
+def who_sent(origin: Origin, view: View, asserted: Asserted | None,
+             now: float) -> Identity | Refusal:
+    """The identity a request is decided for (see the module docstring)."""
+    lease = (view.leases.identity_for(origin.src_ip.packed, origin.iface, now)
+             if origin.iface is not None else None)
+    identity = lease
+    if asserted is not None:
+        if lease is not None and lease.agent_id != asserted.agent_id:
+            return Refusal(403, f"the {asserted.method} assertion names agent"
+                           f" {asserted.agent_id}, but {origin.src_ip} is leased to"
+                           f" {lease.agent_id}", "assertion-mismatch")
+        if lease is None:
+            identity = view.agents.get(asserted.agent_id)
+            if identity is None:
+                return Refusal(403, f"agent {asserted.agent_id} is not registered",
+                               "unknown-identity")
+    if identity is None:
+        if origin.via == "proxy":
+            return Refusal(407, f"no agent holds {origin.src_ip} and the request carries no"
+                           " Proxy-Authorization", "unknown-identity",
+                           headers=((b"proxy-authenticate", b'Basic realm="clawgress"'),))
+        return Refusal(403, f"unknown identity: no agent is bound to {origin.src_ip}",
+                       "unknown-identity")
+    held = view.quarantined.get(identity.agent_id)
+    if held is not None:
+        return Refusal(403, f"agent {identity.agent_id} is quarantined: {held.reason}",
+                       "quarantined")
+    return identity
+
+
+def which_host(origin: Origin, target: Target, identity: Identity, view: View,
+               settings: Config, now: float) -> tuple[str | None, tuple[str, ...]] | Refusal:
+    """The name the request is decided by (``None``: by address), and flags."""
+    if origin.bound is not None:
+        if target.host != origin.bound:
+            return Refusal(421, f"this connection serves {origin.bound}, not {target.host}",
+                           "host-mismatch")
+        return (None if target.is_address else origin.bound), ()
+    if origin.via == "proxy":
+        return (None if target.is_address else target.host), ()
+    if target.is_address:
+        if origin.dst_ip is not None and target.host == origin.dst_ip.compressed:
+            return None, ()
+        return None, ("host-mismatch",)
+    assert origin.dst_ip is not None
+    names = view.names.names_for(identity.agent_id, origin.dst_ip.packed, now)
+    if target.host in names:
+        return target.host, ()
+    if settings.names.sni_mismatch == "flag" or origin.tls == "intercepted":
+        # A TLS connection's SNI was read against the resolved names already; its
+        # Host equals that SNI (the check above is for bound connections).
+        return target.host, ("host-mismatch",)
+    return None, ("host-mismatch",)
+
+
+def decide(origin: Origin, identity: Identity, host: str | None, method: str, path: str,
+           port: int, dst_ip: IPAddress | None, plan: Plan, now: float) -> Decision:
+    """The policy's decision on one request."""
+    return plan.evaluate(Request(
+        identity=identity, dest_ip=dst_ip, host=host, port=port, protocol="tcp",
+        layer="l7", sni=origin.sni, method=method, path=path,
+    ), now)
+
+
+@dataclass(frozen=True, slots=True)
+class Action7:
+    """What a decision does to one request: forward it (``refusal`` is ``None``) or answer
+    it; ``quarantine`` says the agent is to be flagged."""
+
+    refusal: Refusal | None
+    quarantine: bool = False
+    flags: tuple[str, ...] = ()
+
+
+def action_for(decision: Decision, retry_after: int) -> Action7:
+    """What ``decision`` does to the request it was made for."""
+    act = decision.action
+    if act in FORWARDED:
+        flags = ("alert",) if act is Action.ALERT else ()
+        return Action7(None, flags=flags)
+    if act is Action.THROTTLE:
+        return Action7(Refusal(429, decision.reason, "throttled", decision,
+                               headers=((b"retry-after", str(retry_after).encode()),)))
+    if act is Action.QUARANTINE:
+        return Action7(Refusal(403, decision.reason, "quarantine", decision), quarantine=True)
+    return Action7(Refusal(403, decision.reason, "denied", decision))
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request's record, filled in as it goes through the engine."""
+
+    request_id: str
+    started: float
+    origin: Origin
+    method: str = ""
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None
+    identity: Identity | None = None
+    decision: Decision | None = None
+    status: int | None = None
+    bytes_out: int = 0
+    bytes_in: int = 0
+    flags: list[str] = field(default_factory=list)
+    reason: str | None = None
+    upstream: str | None = None
+
+    def refused(self, refusal: Refusal) -> Answer:
+        self.status = refusal.status
+        self.reason = refusal.reason
+        if refusal.decision is not None:
+            self.decision = refusal.decision
+        self.flags.append(refusal.flag)
+        return refusal.answer(self.request_id)
+
+
+def request_event(ex: Exchange, ended: float, gateway: str) -> AuditEvent:
+    """The request's audit record: ``http.request``."""
+    o = ex.origin
+    fields: dict[str, Any] = {
+        "request_id": ex.request_id,
+        "layer": "l7",
+        "via": o.via,
+        "tls": o.tls,
+        "src_ip": o.src_ip.compressed,
+        "src_port": o.src_port,
+        "dst_ip": o.dst_ip.compressed if o.dst_ip is not None else None,
+        "dst_port": ex.port if ex.port is not None else o.dst_port,
+        "iface": o.iface,
+        "method": ex.method,
+        "host": ex.host,
+        "path": ex.path,
+        "sni": o.sni,
+        "status": ex.status,
+        "bytes_out": ex.bytes_out,
+        "bytes_in": ex.bytes_in,
+        "latency_ms": round((ended - ex.started) * 1000, 3),
+        "gateway": gateway,
+    }
+    if ex.upstream is not None:
+        fields["upstream"] = ex.upstream
+    ident = ex.identity
+    fields.update(ident.as_dict() if ident is not None else {"agent_id": None})
+    d = ex.decision
+    if d is not None:
+        fields.update(d.as_dict())
+        if ex.reason is not None and ex.reason != d.reason:
+            fields["reason"] = f"{d.reason}; {ex.reason}"
+        fields["flags"] = [*d.flags, *ex.flags]
+    else:
+        fields.update(action="deny", reason=ex.reason, policy_id=None, rule_id=None,
+                      enforcement_mode="enforce", flags=list(ex.flags), shadow=None,
+                      bundle_version=None)
+    fields["decision"] = fields["action"]
+    return AuditEvent("http.request", ex.started, fields, ex.request_id)
+
+
+def with_reason(decision: Decision, reason: str) -> Decision:
+    return replace(decision, reason=reason)

@@ -1,0 +1,113 @@
+"""Connections from the L7 engine to upstream servers.
+
+``connect`` opens TCP (and TLS, verified against the system trust store plus
+``l7.extra_upstream_cas``, ALPN http/1.1 only) within ``l7.connect_timeout``. ``Upstream``
+is one such connection with its HTTP/1.1 client state (h11); a client connection keeps its
+upstream across keep-alive requests while they go to the same server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+
+import h11
+
+from gatewayd.errors import ClawgressError
+from gatewayd.l7.conn import Plain
+
+MAX_RESPONSE_HEAD = 64 * 1024
+
+
+class UpstreamError(ClawgressError):
+    """The upstream could not be reached or did not speak HTTP; ``status`` is what the
+    client gets (502, or 504 on a timeout)."""
+
+    def __init__(self, message: str, status: int = 502, flag: str = "upstream-failed") -> None:
+        super().__init__(message)
+        self.status = status
+        self.flag = flag
+
+
+def upstream_context(extra_cas: Sequence[Path]) -> ssl.SSLContext:
+    """How the engine verifies upstream servers: the system trust store, plus ``extra_cas``;
+    hostname checked; TLS 1.2 or newer; ALPN http/1.1."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    for path in extra_cas:
+        try:
+            ctx.load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError) as exc:
+            raise ClawgressError(f"l7.extra_upstream_cas: cannot load {path}: {exc}") from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+class Upstream:
+    """One connection to an upstream server and its HTTP/1.1 client state."""
+
+    def __init__(self, key: tuple[str, int, str | None], stream: Plain) -> None:
+        self.key = key
+        self.stream = stream
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
+
+    @property
+    def reusable(self) -> bool:
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+    def next_cycle(self) -> bool:
+        """Ready the connection for another request; ``False`` if it cannot be reused."""
+        if not self.reusable:
+            return False
+        self.h11.start_next_cycle()
+        return True
+
+    def send(self, event: h11.Event) -> None:
+        data = self.h11.send(event)
+        if data:
+            self.stream.send(data)
+
+    async def next_event(self, timeout_s: float) -> h11.Event:
+        """The next HTTP event from the upstream (``UpstreamError`` when it times out or
+        breaks HTTP)."""
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise UpstreamError(f"the upstream broke HTTP/1.1: {exc}") from None
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]
+            try:
+                async with asyncio.timeout(timeout_s):
+                    data = await self.stream.recv()
+            except TimeoutError:
+                raise UpstreamError(f"the upstream sent nothing for {timeout_s:.0f} s", 504,
+                                    "upstream-timeout") from None
+            except (OSError, ssl.SSLError) as exc:
+                raise UpstreamError(f"the upstream connection failed: {exc}") from None
+            self.h11.receive_data(data)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+async def connect(host: str, port: int, *, tls: ssl.SSLContext | None, server_name: str | None,
+                  timeout_s: float) -> Plain:
+    """A connection to ``host:port`` (an address), with TLS to ``server_name`` when ``tls``
+    is given."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=server_name if tls else None,
+                ssl_handshake_timeout=timeout_s if tls else None)
+    except TimeoutError:
+        raise UpstreamError(f"{host} port {port} did not answer within {timeout_s:.0f} s",
+                            504, "upstream-timeout") from None
+    except ssl.SSLCertVerificationError as exc:
+        raise UpstreamError(f"the upstream's certificate does not verify:"
+                            f" {exc.verify_message}", 502, "upstream-certificate") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise UpstreamError(f"cannot connect to {host} port {port}: {exc}") from None
+    return Plain(reader, writer)
