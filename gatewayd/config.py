@@ -246,6 +246,84 @@ class LeaseSection(_Model):
 MAX_LEAF_TTL = 397 * 86400
 
 
+# What JWT issuers may sign with: public-key algorithms only. Never `none`, and never HS*:
+# with an HMAC algorithm a verifier holding a public key can be fooled into using that
+# key, which anyone can read, as the shared secret (algorithm confusion).
+JwtAlgorithm = Literal[
+    "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"
+]
+# A SPIFFE trust domain: lowercase letters, digits, '.', '-', '_'.
+TrustDomain = Annotated[str, Field(pattern=r"^[a-z0-9._-]{1,255}$")]
+
+
+class JwtIssuer(_Model):
+    """One issuer whose JWTs agents may present as ``Proxy-Authorization: Bearer``."""
+
+    # The tokens' `iss`, exactly.
+    issuer: str = Field(min_length=1)
+    # A token's `aud` must name one of these; at least one, so that a token minted for
+    # another service is not accepted here.
+    audiences: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    # The algorithms its tokens may use; a token's `alg` outside the list is refused.
+    algorithms: list[JwtAlgorithm] = Field(default=["ES256", "RS256", "EdDSA"], min_length=1)
+    # Its public keys: PEM files of public keys or certificates, and/or a JWKS file (JSON,
+    # read from disk; nothing is fetched). A token's `kid` picks among the JWKS keys.
+    key_files: list[Path] = []
+    jwks_file: Path | None = None
+    # The claim that names the agent, and a prefix to strip from it (e.g. `agent:`): a
+    # token whose claim lacks the prefix is refused.
+    agent_claim: str = Field(default="sub", min_length=1)
+    agent_prefix: str = ""
+    # Clock skew allowed on `exp`, `nbf` and `iat` (a duration; 0 for none).
+    leeway: int = Field(default=30, ge=0, le=600)
+
+    @field_validator("leeway", mode="before")
+    @classmethod
+    def _leeway(cls, value: Any) -> int:
+        if (type(value) is int and value == 0) or (
+            isinstance(value, str) and value.strip() in {"0", "0s"}
+        ):
+            return 0
+        return _duration(value)
+
+    @model_validator(mode="after")
+    def _has_keys(self) -> JwtIssuer:
+        if not self.key_files and self.jwks_file is None:
+            raise ValueError(f"issuer {self.issuer!r} needs key_files or a jwks_file")
+        return self
+
+
+class ProxyIdentitySection(_Model):
+    """Who sent a request on the explicit proxy, asserted per request: an API key
+    (Basic), a JWT (Bearer) or a client certificate (``docs/l7.md``)."""
+
+    # `Proxy-Authorization: Basic base64(agent_id:api_key)` with keys from
+    # `clawgress agent key create`.
+    allow_basic: bool = True
+    # `Proxy-Authorization: Bearer <JWT>` from these issuers; none: Bearer is refused.
+    jwt_issuers: list[JwtIssuer] = []
+    # Client certificates: the proxy listener asks for one when client_ca_files is set
+    # (PEM CA certificates that sign them), and a URI SAN
+    # spiffe://<trust domain>/agent/<agent id> in one of spiffe_trust_domains names the
+    # agent. Set both or neither.
+    spiffe_trust_domains: list[TrustDomain] = []
+    client_ca_files: list[Path] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProxyIdentitySection:
+        issuers = [i.issuer for i in self.jwt_issuers]
+        for issuer in issuers:
+            if issuers.count(issuer) > 1:
+                raise ValueError(f"jwt issuer {issuer!r} is configured twice")
+        if bool(self.spiffe_trust_domains) != bool(self.client_ca_files):
+            raise ValueError(
+                "spiffe_trust_domains and client_ca_files go together: client certificates"
+                " are asked for only with client_ca_files, and name agents only in"
+                " spiffe_trust_domains"
+            )
+        return self
+
+
 class L7Section(_Model):
     """The L7 engine: its listeners, their limits and timeouts, and the gateway CA that TLS
     interception signs leaves with (``docs/l7.md``)."""
@@ -290,6 +368,9 @@ class L7Section(_Model):
     # CA certificates (PEM) trusted for upstream servers in addition to the system trust
     # store: for labs and private services, not for skipping verification.
     extra_upstream_cas: list[Path] = []
+    # Identity asserted per request on the explicit proxy (API keys, JWTs, client
+    # certificates).
+    identity: ProxyIdentitySection = ProxyIdentitySection()
 
     @field_validator("ca_ttl", "leaf_ttl", "header_timeout", "idle_timeout",
                      "connect_timeout", "upstream_timeout", "throttle_retry_after",
@@ -375,6 +456,13 @@ _PATH_LIST_FIELDS = (
     ("policy", "trusted_keys"),
     ("l7", "extra_upstream_cas"),
 )
+# Paths deeper down: keys from the top, "*" for every item of a list; the last key names a
+# path or a list of paths.
+_NESTED_PATH_FIELDS = (
+    ("l7", "identity", "client_ca_files"),
+    ("l7", "identity", "jwt_issuers", "*", "key_files"),
+    ("l7", "identity", "jwt_issuers", "*", "jwks_file"),
+)
 
 
 def _resolve_relative(data: dict[str, Any], base: Path) -> None:
@@ -392,6 +480,29 @@ def _resolve_relative(data: dict[str, Any], base: Path) -> None:
                 str(base / k) if isinstance(k, str) and not Path(k).is_absolute() else k
                 for k in sec[key]
             ]
+    for keys in _NESTED_PATH_FIELDS:
+        _resolve_nested(data, keys, base)
+
+
+def _resolve_nested(node: Any, keys: tuple[str, ...], base: Path) -> None:
+    head, rest = keys[0], keys[1:]
+    if head == "*":
+        for item in node if isinstance(node, list) else ():
+            _resolve_nested(item, rest, base)
+        return
+    if not isinstance(node, dict) or head not in node:
+        return
+    if rest:
+        _resolve_nested(node[head], rest, base)
+        return
+    value = node[head]
+    if isinstance(value, str) and not Path(value).is_absolute():
+        node[head] = str(base / value)
+    elif isinstance(value, list):
+        node[head] = [
+            str(base / k) if isinstance(k, str) and not Path(k).is_absolute() else k
+            for k in value
+        ]
 
 
 def parse_config(text: str, source: str, base: Path | None = None) -> Config:
