@@ -1,5 +1,5 @@
 """``clawgress agent add|list|show|remove|quarantine|release``: the agents leases and
-policies refer to."""
+policies refer to; ``clawgress agent key create|list|revoke``: their API keys."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from gatewayd.cli.context import CliContext
 from gatewayd.cli.lease import iso_time, lease_json, open_registry
 from gatewayd.cli.output import emit_fields, emit_json, emit_table
 from gatewayd.duration import format_duration
+from gatewayd.errors import StoreError
 from gatewayd.identity import Agent
+from gatewayd.identity.registry import ApiKey
+from gatewayd.l7.api_keys import new_api_key
 
 _NAMES = (
     "AGENT_ID, --team, --project and --env: 1 to 128 letters, digits, '.', '_', ':' or '-',"
@@ -25,6 +28,20 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         **agent.identity.as_dict(),
         "created_at": iso_time(agent.created_at),
         "created_at_unix": agent.created_at,
+    }
+
+
+def api_key_json(key: ApiKey) -> dict[str, Any]:
+    """An API key for ``--json``: never its text or its hash."""
+    return {
+        "key_id": key.key_id,
+        "agent_id": key.agent_id,
+        "label": key.label,
+        "state": "revoked" if key.revoked else "active",
+        "created_at": iso_time(key.created_at),
+        "created_at_unix": key.created_at,
+        "revoked_at": iso_time(key.revoked_at),
+        "revoked_at_unix": key.revoked_at,
     }
 
 
@@ -177,3 +194,80 @@ def release(obj: CliContext, agent_id: str) -> None:
     """Lift an agent's quarantine: its new flows are decided by policy again."""
     open_registry(obj).release_agent(agent_id, now=obj.now())
     click.echo(f"agent {agent_id} is released")
+
+
+@group.group("key")
+def key_group() -> None:
+    """Create, list and revoke agents' API keys.
+
+    An agent on the explicit proxy names itself with one in each request:
+
+    \b
+        Proxy-Authorization: Basic base64(AGENT_ID:KEY)
+
+    Only a hash of each key is stored; the key is shown once, when it is created.
+    """
+
+
+_SHOWN_ONCE = (
+    "This key will not be shown again: store it now (only its hash is kept). Agents send"
+    " it as Proxy-Authorization: Basic base64(AGENT_ID:KEY)."
+)
+
+
+@key_group.command("create")
+@click.argument("agent_id")
+@click.option("--label", default="", help="What the key is for (up to 128 printable ASCII).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, with the key.")
+@click.pass_obj
+def key_create(obj: CliContext, agent_id: str, label: str, as_json: bool) -> None:
+    """Create an API key for AGENT_ID and print it, once."""
+    registry = open_registry(obj)
+    registry.get_agent(agent_id)
+    try:
+        issued = new_api_key(agent_id, now=obj.now(), label=label)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
+    registry.add_api_key(issued.record)
+    if as_json:
+        emit_json({**api_key_json(issued.record), "api_key": issued.token})
+        click.echo(_SHOWN_ONCE, err=True)
+        return
+    click.echo(f"created API key {issued.key_id} for agent {agent_id}")
+    click.echo(issued.token)
+    click.echo(_SHOWN_ONCE)
+
+
+@key_group.command("list")
+@click.argument("agent_id")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of keys.")
+@click.pass_obj
+def key_list(obj: CliContext, agent_id: str, as_json: bool) -> None:
+    """List AGENT_ID's API keys, revoked ones too.
+
+    Shows ids, labels and dates: never the keys, which are not stored.
+    """
+    keys = open_registry(obj).list_api_keys(agent_id)
+    if as_json:
+        emit_json([api_key_json(k) for k in keys])
+        return
+    rows = [
+        {
+            "key_id": k.key_id,
+            "label": k.label,
+            "state": "revoked" if k.revoked else "active",
+            "created": iso_time(k.created_at),
+            "revoked": iso_time(k.revoked_at),
+        }
+        for k in keys
+    ]
+    emit_table(rows, ("key_id", "label", "state", "created", "revoked"))
+
+
+@key_group.command("revoke")
+@click.argument("key_id")
+@click.pass_obj
+def key_revoke(obj: CliContext, key_id: str) -> None:
+    """Revoke API key KEY_ID: the gateway refuses it from then on."""
+    key = open_registry(obj).revoke_api_key(key_id, now=obj.now())
+    click.echo(f"revoked API key {key.key_id} of agent {key.agent_id}")
