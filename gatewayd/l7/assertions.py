@@ -251,9 +251,11 @@ def _bearer(token: str, settings: AssertionSettings, now: float) -> Assertion:
     iss = unverified.get("iss")
     if iss is None:
         raise _refuse(Refusal.CLAIM_MISSING, "JWT has no 'iss' claim")
-    issuer = settings.issuers.get(iss) if isinstance(iss, str) else None
+    if not isinstance(iss, str):
+        raise _refuse(Refusal.CLAIM_INVALID, "JWT claim 'iss' is not a string")
+    issuer = settings.issuers.get(iss)
     if issuer is None:
-        raise _refuse(Refusal.ISSUER_UNKNOWN, f"JWT issuer {str(iss)[:80]!r} is not configured")
+        raise _refuse(Refusal.ISSUER_UNKNOWN, f"JWT issuer {iss[:80]!r} is not configured")
     alg, kid = header.get("alg"), header.get("kid")
     if not isinstance(alg, str) or not (kid is None or isinstance(kid, str)):
         raise _refuse(Refusal.MALFORMED, "JWT header 'alg' or 'kid' is not a string")
@@ -297,7 +299,7 @@ def _verified_claims(
         except jwt.InvalidAudienceError:
             raise _refuse(
                 Refusal.AUDIENCE_INVALID,
-                f"JWT audience is not one of issuer {issuer.issuer!r}'s audiences",
+                f"JWT audience is not one of the audiences of issuer {issuer.issuer!r}",
             ) from None
         except (jwt.InvalidAlgorithmError, jwt.InvalidKeyError):
             raise _refuse(
@@ -313,7 +315,7 @@ def _verified_claims(
             ) from None
     raise _refuse(
         Refusal.SIGNATURE_INVALID,
-        f"JWT signature does not verify with issuer {issuer.issuer!r}'s keys",
+        f"JWT signature does not verify with the keys of issuer {issuer.issuer!r}",
     )
 
 

@@ -364,6 +364,10 @@ def test_jwt_audience_and_issuer(
     check_jwt(cfg, bearer(ec_key, iss="https://evil.example"), Refusal.ISSUER_UNKNOWN,
               "'https://evil.example' is not configured")
     check_jwt(cfg, bearer(ec_key, iss=ISSUER + "/"), Refusal.ISSUER_UNKNOWN)
+    for iss in (5, [ISSUER], {"iss": ISSUER}):
+        body = b64url(json.dumps(claims(iss=iss)).encode())
+        head = b64url(b'{"alg":"ES256"}')
+        check_jwt(cfg, f"Bearer {head}.{body}.AAAA", Refusal.CLAIM_INVALID, "'iss'")
 
 
 @pytest.mark.parametrize("claim", ["exp", "aud", "iss", "sub"])
