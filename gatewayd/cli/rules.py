@@ -17,6 +17,7 @@ from gatewayd.netfilter import (
     show,
     tagged_xtables_rules,
 )
+from gatewayd.netfilter.divert import ensure_divert_routes
 
 
 @click.group("rules")
@@ -50,10 +51,12 @@ def render(obj: CliContext, backend: Backend | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 def apply_cmd(obj: CliContext, as_json: bool) -> None:
-    """Probe the queue backend, render and load the ruleset in one transaction."""
+    """Probe the queue backend, render and load the ruleset in one transaction, and add
+    the policy routing that delivers flows to inspect to the L7 engine (if missing)."""
     choice = select_backend(obj.config)
     ruleset = render_ruleset(obj.config, choice.backend)
     apply(ruleset)
+    routes = ensure_divert_routes(obj.config)
     if as_json:
         emit_json(
             {
@@ -62,6 +65,7 @@ def apply_cmd(obj: CliContext, as_json: bool) -> None:
                 "reason": choice.reason,
                 "digest": ruleset.digest,
                 "xtables_rules": [str(r) for r in ruleset.xtables],
+                "routes_added": routes,
             }
         )
         return
@@ -69,6 +73,8 @@ def apply_cmd(obj: CliContext, as_json: bool) -> None:
     click.echo(f"  backend: {choice.reason}")
     for rule in ruleset.xtables:
         click.echo(f"  {rule}")
+    for route in routes:
+        click.echo(f"  added {route}")
 
 
 @group.command("show")

@@ -42,14 +42,25 @@ SYSCTLS_GATEWAY: dict[str, str] = {
     "net.ipv6.conf.all.forwarding": "1",
     "net.ipv6.conf.default.forwarding": "1",
 }
+# Where br_netfilter is loaded (Docker loads it), packets crossing a bridge go through the
+# IP hooks from inside the bridge, which loses the socket TPROXY assigns: the L7 engine's
+# transparent listener would never see them. The lab's workload network is a bridge, so
+# its gateway turns that off (per namespace; ignored where br_netfilter is not loaded).
+SYSCTLS_GATEWAY_BRIDGE: dict[str, str] = {
+    "net.bridge.bridge-nf-call-iptables": "0",
+    "net.bridge.bridge-nf-call-ip6tables": "0",
+}
 
 
 def in_namespace(ip: str, namespace: str, argv: Sequence[str]) -> list[str]:
     return [ip, "netns", "exec", namespace, *argv]
 
 
-def sysctl_argv(sysctl: str, settings: Mapping[str, str]) -> list[str]:
-    return [sysctl, "-q", "-w", *(f"{k}={v}" for k, v in settings.items())]
+def sysctl_argv(sysctl: str, settings: Mapping[str, str], *,
+                optional: bool = False) -> list[str]:
+    """``sysctl -w`` of ``settings``; with ``optional``, keys this kernel lacks are skipped."""
+    flags = ["-e"] if optional else []
+    return [sysctl, *flags, "-q", "-w", *(f"{k}={v}" for k, v in settings.items())]
 
 
 def dns_server_argv(plan: LabPlan, ttl: int, dnsmasq: str = "/usr/sbin/dnsmasq") -> list[str]:

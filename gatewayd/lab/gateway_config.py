@@ -56,6 +56,9 @@ def gateway_config_data(plan: LabPlan, paths: StatePaths, fail_mode: FailMode) -
         # The defaults, written out so the file shows which queues the lab's engine binds.
         "dataplane": {"queue": 0, "reset_queue": 1, "queue_backend": "auto"},
         "names": {"resolvers": [str(DNS_SERVER.v4), str(DNS_SERVER.v6)]},
+        # The gateway CA in the state folder; the lab's own servers are signed by the lab
+        # CA, which the L7 engine trusts for them.
+        "l7": {"ca_dir": str(paths.gateway_ca_dir), "extra_upstream_cas": [str(paths.ca_bundle)]},
     }
 
 

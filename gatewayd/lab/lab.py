@@ -21,7 +21,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+
 from gatewayd.config import FailMode, load_config
+from gatewayd.errors import ClawgressError
+from gatewayd.l7.ca_store import CaPaths, init_ca
 from gatewayd.lab import processes, topology
 from gatewayd.lab.commands import (
     DNS_PORT,
@@ -247,6 +251,15 @@ class Lab:
                 _write_file(path, data, mode)
             except OSError as exc:
                 raise LabError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        # The gateway CA that intercepted TLS is signed with, and what agents trust: the
+        # lab CA (the lab's servers) and the gateway CA.
+        try:
+            gateway_ca = init_ca(CaPaths(self.paths.gateway_ca_dir), self.plan.gateway_ns,
+                                 time.time(), 30 * 86400)
+            _write_file(self.paths.trust_bundle, pki.ca_cert_pem
+                        + gateway_ca.public_bytes(serialization.Encoding.PEM), 0o644)
+        except (OSError, ClawgressError) as exc:
+            raise LabError(f"cannot create the lab's gateway CA: {exc}") from None
 
     def _start(self, name: str, namespace: str, argv: Sequence[str]) -> ProcessRecord:
         ip = processes.tool("ip")
@@ -352,10 +365,11 @@ class Lab:
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment of commands in the lab: the host's without proxy settings, the
-        lab CA trusted (``SSL_CERT_FILE``, ``CURL_CA_BUNDLE``, ``REQUESTS_CA_BUNDLE``),
-        then ``extra``."""
+        lab CA and the gateway CA trusted (``SSL_CERT_FILE``, ``CURL_CA_BUNDLE``,
+        ``REQUESTS_CA_BUNDLE``), then ``extra``."""
         env = self._env()
-        ca = str(self.ca_bundle)
+        ca = str(self.paths.trust_bundle if self.paths.trust_bundle.exists()
+                 else self.ca_bundle)
         env.update({"SSL_CERT_FILE": ca, "CURL_CA_BUNDLE": ca, "REQUESTS_CA_BUNDLE": ca})
         env.update(extra or {})
         return env
@@ -460,7 +474,10 @@ class Lab:
                 return [f"{root} ({exc.strerror or exc})"]
             return []
         # No record: remove only what a lab writes, then the folder if that empties it.
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.paths.gateway_ca_dir)
         known = [self.paths.config, self.paths.ca_bundle, self.paths.ca_key,
+                 self.paths.trust_bundle,
                  self.paths.upstream_cert, self.paths.upstream_key, self.paths.signing_key,
                  self.paths.signing_pub, *(self.paths.log(n) for n in (DNS, UPSTREAM_PROCESS,
                                                                         ENGINE))]

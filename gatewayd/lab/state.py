@@ -46,6 +46,16 @@ class StatePaths:
         return self.root / "ca.key"
 
     @property
+    def gateway_ca_dir(self) -> Path:
+        """The gateway CA (``l7.ca_dir``) that signs the leaves of intercepted TLS."""
+        return self.root / "gateway-ca"
+
+    @property
+    def trust_bundle(self) -> Path:
+        """What agents trust: the lab CA (its servers) and the gateway CA (interception)."""
+        return self.root / "trust.pem"
+
+    @property
     def upstream_cert(self) -> Path:
         return self.root / "upstream.pem"
 

@@ -18,7 +18,13 @@ from typing import Any
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from gatewayd.lab.commands import SYSCTLS_ALL, SYSCTLS_GATEWAY, in_namespace, sysctl_argv
+from gatewayd.lab.commands import (
+    SYSCTLS_ALL,
+    SYSCTLS_GATEWAY,
+    SYSCTLS_GATEWAY_BRIDGE,
+    in_namespace,
+    sysctl_argv,
+)
 from gatewayd.lab.errors import LabError
 from gatewayd.lab.plan import (
     AGENT_IFACE,
@@ -56,6 +62,9 @@ def create_namespaces(plan: LabPlan, ip: str, sysctl: str) -> None:
     for name in plan.namespaces:
         settings = SYSCTLS_GATEWAY if name == plan.gateway_ns else SYSCTLS_ALL
         run(in_namespace(ip, name, sysctl_argv(sysctl, settings)), f"sysctl in {name}")
+        if name == plan.gateway_ns:
+            run(in_namespace(ip, name, sysctl_argv(sysctl, SYSCTLS_GATEWAY_BRIDGE,
+                                                   optional=True)), f"sysctl in {name}")
 
 
 def build_links(plan: LabPlan) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -87,6 +88,30 @@ def divert_routes_present(config: Config) -> bool:
         return all(_rule_present(ipr, family, mark, mask, table)
                    and _route_present(ipr, family, table)
                    for family, _ in _families_available())
+
+
+def bridge_netfilter_problem(config: Config, sys_root: Path = Path("/")) -> str | None:
+    """Why diverted flows from a bridged workload interface would never reach the L7
+    engine, or ``None``. With br_netfilter's ``bridge-nf-call-iptables`` on (Docker turns it
+    on), bridged packets meet the IP hooks inside the bridge, and the socket TPROXY
+    assigns there is lost before the IP stack delivers them."""
+    bridged = [i.name for i in config.workload.interfaces
+               if (sys_root / "sys/class/net" / i.name / "bridge").is_dir()]
+    if not bridged:
+        return None
+    on = []
+    for key in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables"):
+        try:
+            value = (sys_root / "proc/sys/net/bridge" / key).read_text().strip()
+        except OSError:
+            continue
+        if value == "1":
+            on.append(f"net.bridge.{key}")
+    if not on:
+        return None
+    return (f"{' and '.join(on)} = 1 while workload interface {', '.join(bridged)} is a"
+            " bridge: flows to inspect from it never reach the L7 engine (set them to 0 in"
+            " the gateway's network namespace)")
 
 
 def _families_available() -> list[tuple[int, str]]:

@@ -53,7 +53,7 @@ from gatewayd.netfilter import (
     take_baseline,
 )
 from gatewayd.netfilter.conntrack_listing import list_flows
-from gatewayd.netfilter.divert import ensure_divert_routes
+from gatewayd.netfilter.divert import bridge_netfilter_problem, ensure_divert_routes
 from gatewayd.packets import format_address, tcp_reset_for
 from gatewayd.policy import Action, Decision
 from gatewayd.policy.activation import ActivePolicy, load_active
@@ -414,8 +414,6 @@ class VerdictEngine:
         choice = select_backend(self.config)
         ruleset = render_ruleset(self.config, choice.backend)
         apply(ruleset)
-        for added in ensure_divert_routes(self.config):
-            log.info("policy routing for the L7 engine: %s", added)
         if self.decider is not None:
             sync_leased(self.decider.leases.bindings(time.time()))
         self._baseline = take_baseline(ruleset)
@@ -515,6 +513,13 @@ class VerdictEngine:
         if self.manage_rules:
             backend = self.apply_rules()
             log.info("ruleset applied (queue backend: %s)", backend)
+            # pyroute2 runs an event loop of its own: from a worker thread.
+            for added in await asyncio.to_thread(ensure_divert_routes, self.config):
+                log.info("policy routing for the L7 engine: %s", added)
+        problem = bridge_netfilter_problem(self.config)
+        if problem is not None:
+            log.error("%s", problem)
+            self.audit.append(AuditEvent.now("l7.misconfigured", reason=problem))
         for number, callback in ((dp.queue, self.on_packet), (dp.reset_queue, self.on_reset)):
             nfq = self._bind(number, callback)
             fd = nfq.get_fd()
