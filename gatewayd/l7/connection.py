@@ -672,28 +672,36 @@ class ClientConnection:
                             headers=_request_headers(req.headers, upgrade,
                                                      target.host_header(80).encode()),
                             http_version=b"1.1"))
-        for part in parts:
-            ex.bytes_out += len(part)
-            up.send(h11.Data(data=part))
-        while h.their_state is h11.SEND_BODY:
-            event = await self._next(h)
-            if isinstance(event, h11.Data):
-                ex.bytes_out += len(event.data)
-                up.send(h11.Data(data=event.data))
-                async with asyncio.timeout(self.cfg.upstream_timeout):
-                    await up.stream.drain()
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            else:
-                raise ConnectionError("the client went away during the request body")
-        if up.h11.our_state is h11.SEND_BODY:
-            up.send(h11.EndOfMessage())
+        try:
+            for part in parts:
+                ex.bytes_out += len(part)
+                up.send(h11.Data(data=part))
+            while h.their_state is h11.SEND_BODY:
+                event = await self._next(h)
+                if isinstance(event, h11.Data):
+                    ex.bytes_out += len(event.data)
+                    up.send(h11.Data(data=event.data))
+                    await self._drain_upstream(up)
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                else:
+                    raise ConnectionError("the client went away during the request body")
+            if up.h11.our_state is h11.SEND_BODY:
+                up.send(h11.EndOfMessage())
+            await self._drain_upstream(up)
+        except UpstreamError as exc:
+            # The upstream stopped reading: it may have answered early (a 413, a 411)
+            # before closing. Its answer, if there is one, is what the client gets.
+            ex.flags.append("upstream-stopped-reading")
+            ex.reason = str(exc)
+        return await self._response(h, ex, up, upgrade)
+
+    async def _drain_upstream(self, up: Upstream) -> None:
         try:
             async with asyncio.timeout(self.cfg.upstream_timeout):
                 await up.stream.drain()
         except (OSError, TimeoutError) as exc:
             raise UpstreamError(f"sending the request upstream failed: {exc}") from None
-        return await self._response(h, ex, up, upgrade)
 
     async def _response(self, h: h11.Connection, ex: Exchange, up: Upstream,
                         upgrade: bool) -> bool:

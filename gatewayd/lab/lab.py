@@ -210,7 +210,9 @@ class Lab:
         self._write_files()
         topology.create_namespaces(self.plan, tools["ip"], tools["sysctl"])
         topology.build_links(self.plan)
-        for name in self.plan.agent_namespaces:
+        # Agents resolve through the lab resolver; so does the gateway, whose explicit
+        # proxy looks up the hosts agents name.
+        for name in (*self.plan.agent_namespaces, self.plan.gateway_ns):
             topology.write_resolv_conf(name)
         dns = self._start(DNS, self.plan.upstream_ns,
                           dns_server_argv(self.plan, self.dns_ttl, tools["dnsmasq"]))

@@ -26,7 +26,9 @@ from typing import Any, cast
 
 from gatewayd.lab.upstream_http import (
     BYTES_BLOCK,
+    CHUNKED,
     LAST_CHUNK,
+    MAX_BODY_BYTES,
     Answer,
     Bytes,
     ChatCompletions,
@@ -102,17 +104,26 @@ class Upstream:
             reply = route(head, served, self.names)
             # The body is read in any case (the next request follows it) and kept only for
             # a chat completion, within its limit.
-            keep = isinstance(reply, ChatCompletions) and length <= reply.max_body
-            taken = min(len(buf), length)
-            kept = [buf[:taken]] if keep else []
-            buf, remaining = buf[taken:], length - taken
-            while remaining:
-                data = await reader.read(min(remaining, READ_SIZE))
-                if not data:
+            if length == CHUNKED:
+                read = await _read_chunked(reader, buf)
+                if read is None:
                     return
-                remaining -= len(data)
-                if keep:
-                    kept.append(data)
+                chunks, buf = read
+                length = sum(len(c) for c in chunks)
+                keep = isinstance(reply, ChatCompletions) and length <= reply.max_body
+                kept = chunks if keep else []
+            else:
+                keep = isinstance(reply, ChatCompletions) and length <= reply.max_body
+                taken = min(len(buf), length)
+                kept = [buf[:taken]] if keep else []
+                buf, remaining = buf[taken:], length - taken
+                while remaining:
+                    data = await reader.read(min(remaining, READ_SIZE))
+                    if not data:
+                        return
+                    remaining -= len(data)
+                    if keep:
+                        kept.append(data)
             answer: Answer
             if isinstance(reply, EchoLength):
                 answer = echo_reply(length)
@@ -165,6 +176,47 @@ class Upstream:
             writer.write(http_chunk(event))
             await writer.drain()
         writer.write(LAST_CHUNK)
+
+
+async def _read_chunked(reader: asyncio.StreamReader,
+                        buf: bytes) -> tuple[list[bytes], bytes] | None:
+    """A chunked body (its chunks, and what follows it), up to ``MAX_BODY_BYTES``;
+    ``None`` if the client goes away or breaks the framing."""
+    chunks: list[bytes] = []
+    total = 0
+
+    async def need(n: int) -> bool:
+        nonlocal buf
+        while len(buf) < n:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                return False
+            buf += data
+        return True
+
+    while True:
+        while b"\r\n" not in buf:
+            if len(buf) > 1024 or not await need(len(buf) + 1):
+                return None
+        line, _, buf = buf.partition(b"\r\n")
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            return None
+        if size == 0:
+            # Trailers (none expected), then the empty line.
+            while True:
+                while b"\r\n" not in buf:
+                    if len(buf) > 8192 or not await need(len(buf) + 1):
+                        return None
+                trailer, _, buf = buf.partition(b"\r\n")
+                if not trailer:
+                    return chunks, buf
+        total += size
+        if size < 0 or total > MAX_BODY_BYTES or not await need(size + 2):
+            return None
+        chunks.append(buf[:size])
+        buf = buf[size + 2:]
 
 
 def server_context(cert: str, key: str) -> ssl.SSLContext:

@@ -13,7 +13,8 @@ and writes it. Endpoints:
 * ``GET /v1/models`` and ``GET /v1/models/lab-model``: the one model, ``lab-model``.
 
 HTTP/1.1 keep-alive is the default (HTTP/1.0: only with ``Connection: keep-alive``).
-Request bodies are sized by ``Content-Length``; a chunked request body is refused (411).
+Request bodies are sized by ``Content-Length`` or sent chunked (``Transfer-Encoding:
+chunked``; any other transfer coding is refused with 411).
 
 Chat completions are deterministic. The body (at most ``MAX_CHAT_BODY_BYTES``, 413 above)
 needs a string ``model`` and a non-empty ``messages`` list of objects with a ``role`` and a
@@ -43,6 +44,8 @@ from urllib.parse import parse_qs, urlsplit
 from gatewayd.errors import ParseError
 
 MAX_HEAD_BYTES = 16 * 1024
+# ``RequestHead.content_length`` of a chunked body.
+CHUNKED = -1
 MAX_HEADERS = 100
 MAX_BYTES = 16 * 1024**3
 MAX_BODY_BYTES = 1024**3
@@ -99,9 +102,15 @@ class RequestHead:
 
     @property
     def content_length(self) -> int:
-        """The body length (0 without a body); ``RequestError`` if it cannot be framed."""
-        if self.header("transfer-encoding") is not None:
-            raise RequestError("chunked request bodies are not accepted", 411)
+        """The body length (0 without a body, ``CHUNKED`` for a chunked one);
+        ``RequestError`` if it cannot be framed."""
+        coding = self.header("transfer-encoding")
+        if coding is not None:
+            if coding.strip().lower() != "chunked":
+                raise RequestError(f"transfer coding {coding!r} is not accepted", 411)
+            if any(k.lower() == "content-length" for k, _ in self.headers):
+                raise RequestError("both Content-Length and Transfer-Encoding", 400)
+            return CHUNKED
         values = [v for k, v in self.headers if k.lower() == "content-length"]
         if not values:
             return 0

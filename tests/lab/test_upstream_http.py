@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gatewayd.lab.upstream_http import (
+    CHUNKED,
     LAST_CHUNK,
     MAX_BODY_BYTES,
     MAX_BYTES,
@@ -135,13 +136,19 @@ def test_content_length() -> None:
         ((("Content-Length", "1x"),), 400),
         ((("Content-Length", "1"), ("Content-Length", "2")), 400),
         ((("Content-Length", str(MAX_BODY_BYTES + 1)),), 413),
-        ((("Transfer-Encoding", "chunked"),), 411),
+        ((("Transfer-Encoding", "gzip, chunked"),), 411),
+        ((("Transfer-Encoding", "chunked"), ("Content-Length", "3")), 400),
     ],
 )
 def test_unframed_bodies_are_refused(headers: tuple[tuple[str, str], ...], status: int) -> None:
     with pytest.raises(RequestError) as err:
         _ = head("/echo", "POST", headers=headers).content_length
     assert err.value.status == status
+
+
+def test_a_chunked_body_is_framed_by_its_chunks() -> None:
+    assert head("/echo", "POST", headers=(("Transfer-Encoding", "Chunked"),)).content_length \
+        == CHUNKED
 
 
 def test_root_names_who_served_it() -> None:
