@@ -67,7 +67,7 @@ _SPIFFE = "spiffe://"
 _AGENT_PATH = "agent/"
 
 
-class Refusal(StrEnum):
+class AssertionFlag(StrEnum):
     """Why an assertion was refused, as the audit record flags it."""
 
     MALFORMED = "assertion-malformed"
@@ -95,7 +95,7 @@ class AssertionRefused(ClawgressError):
     """An assertion that names no agent: ``flag`` for the audit record, ``reason`` for
     people (also ``str(err)``). Neither holds the key, the token or a secret."""
 
-    def __init__(self, flag: Refusal, reason: str) -> None:
+    def __init__(self, flag: AssertionFlag, reason: str) -> None:
         super().__init__(reason)
         self.flag = flag
         self.reason = reason
@@ -153,64 +153,67 @@ def verify_proxy_authorization(
     it raises (the store is down) is the caller's to handle and passes through.
     """
     if len(value) > settings.max_bytes:
-        raise _refuse(Refusal.MALFORMED, f"longer than {settings.max_bytes} bytes")
+        raise _refuse(AssertionFlag.MALFORMED, f"longer than {settings.max_bytes} bytes")
     if isinstance(value, bytes):
         try:
             text = value.decode("ascii")
         except UnicodeDecodeError:
-            raise _refuse(Refusal.MALFORMED, "not ASCII") from None
+            raise _refuse(AssertionFlag.MALFORMED, "not ASCII") from None
     elif value.isascii():
         text = value
     else:
-        raise _refuse(Refusal.MALFORMED, "not ASCII")
+        raise _refuse(AssertionFlag.MALFORMED, "not ASCII")
     scheme, _, credentials = text.strip(" \t").partition(" ")
     credentials = credentials.lstrip(" ")
     if not _SCHEME.fullmatch(scheme) or not _TOKEN68.fullmatch(credentials):
-        raise _refuse(Refusal.MALFORMED, "expected '<scheme> <credentials>'")
+        raise _refuse(AssertionFlag.MALFORMED, "expected '<scheme> <credentials>'")
     match scheme.lower():
         case "basic":
             return _basic(credentials, settings, keys)
         case "bearer":
             return _bearer(credentials, settings, now)
     raise _refuse(
-        Refusal.SCHEME_UNKNOWN, f"scheme {scheme[:20]!r} is not accepted (Basic or Bearer)"
+        AssertionFlag.SCHEME_UNKNOWN, f"scheme {scheme[:20]!r} is not accepted (Basic or Bearer)"
     )
 
 
-def _refuse(flag: Refusal, reason: str) -> AssertionRefused:
+def _refuse(flag: AssertionFlag, reason: str) -> AssertionRefused:
     return AssertionRefused(flag, f"Proxy-Authorization: {reason}")
 
 
 def _basic(credentials: str, settings: AssertionSettings, keys: KeyLookup) -> Assertion:
     if not settings.allow_basic:
-        raise _refuse(Refusal.SCHEME_DISABLED, "Basic (API keys) is turned off")
+        raise _refuse(AssertionFlag.SCHEME_DISABLED, "Basic (API keys) is turned off")
     try:
         text = base64.b64decode(credentials, validate=True).decode("utf-8")
     except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
-        raise _refuse(Refusal.MALFORMED, "Basic credentials are not UTF-8 in base64") from None
+        raise _refuse(
+            AssertionFlag.MALFORMED, "Basic credentials are not UTF-8 in base64"
+        ) from None
     # The last ':', not the first (RFC 7617): an agent id may hold ':' but a key never does.
     agent_id, colon, token = text.rpartition(":")
     if not colon:
-        raise _refuse(Refusal.MALFORMED, "Basic credentials are not agent_id:api_key")
+        raise _refuse(AssertionFlag.MALFORMED, "Basic credentials are not agent_id:api_key")
     try:
         check_name("agent id", agent_id)
     except ValueError:
-        raise _refuse(Refusal.AGENT_INVALID, "the Basic user is not an agent id") from None
+        raise _refuse(AssertionFlag.AGENT_INVALID, "the Basic user is not an agent id") from None
     key_id = key_id_of(token)
     if key_id is None:
-        raise _refuse(Refusal.MALFORMED, "the Basic password is not an API key (cgk_...)")
+        raise _refuse(AssertionFlag.MALFORMED, "the Basic password is not an API key (cgk_...)")
     stored = keys(key_id)
     if stored is None:
-        raise _refuse(Refusal.KEY_UNKNOWN, f"API key {key_id} is unknown")
+        raise _refuse(AssertionFlag.KEY_UNKNOWN, f"API key {key_id} is unknown")
     # The secret is checked before anything about the key is told: its id alone (which
     # audit records show) must not reveal whether it is revoked or whose it is.
     if not verify_api_key(token, stored.hash):
-        raise _refuse(Refusal.KEY_INVALID, f"API key {key_id}: wrong secret")
+        raise _refuse(AssertionFlag.KEY_INVALID, f"API key {key_id}: wrong secret")
     if stored.revoked:
-        raise _refuse(Refusal.KEY_REVOKED, f"API key {key_id} is revoked")
+        raise _refuse(AssertionFlag.KEY_REVOKED, f"API key {key_id} is revoked")
     if stored.agent_id != agent_id:
         raise _refuse(
-            Refusal.KEY_OF_ANOTHER_AGENT, f"API key {key_id} is not a key of agent {agent_id!r}"
+            AssertionFlag.KEY_OF_ANOTHER_AGENT,
+            f"API key {key_id} is not a key of agent {agent_id!r}",
         )
     return Assertion(agent_id, "basic", key_id)
 
@@ -242,26 +245,26 @@ _VERIFIED: Any = {
 
 def _bearer(token: str, settings: AssertionSettings, now: float) -> Assertion:
     if not settings.issuers:
-        raise _refuse(Refusal.SCHEME_DISABLED, "Bearer (JWT) has no issuers configured")
+        raise _refuse(AssertionFlag.SCHEME_DISABLED, "Bearer (JWT) has no issuers configured")
     try:
         header = jwt.get_unverified_header(token)
         unverified = jwt.decode(token, options=_UNVERIFIED)
     except jwt.PyJWTError:
-        raise _refuse(Refusal.MALFORMED, "the Bearer token is not a JWT") from None
+        raise _refuse(AssertionFlag.MALFORMED, "the Bearer token is not a JWT") from None
     iss = unverified.get("iss")
     if iss is None:
-        raise _refuse(Refusal.CLAIM_MISSING, "JWT has no 'iss' claim")
+        raise _refuse(AssertionFlag.CLAIM_MISSING, "JWT has no 'iss' claim")
     if not isinstance(iss, str):
-        raise _refuse(Refusal.CLAIM_INVALID, "JWT claim 'iss' is not a string")
+        raise _refuse(AssertionFlag.CLAIM_INVALID, "JWT claim 'iss' is not a string")
     issuer = settings.issuers.get(iss)
     if issuer is None:
-        raise _refuse(Refusal.ISSUER_UNKNOWN, f"JWT issuer {iss[:80]!r} is not configured")
+        raise _refuse(AssertionFlag.ISSUER_UNKNOWN, f"JWT issuer {iss[:80]!r} is not configured")
     alg, kid = header.get("alg"), header.get("kid")
     if not isinstance(alg, str) or not (kid is None or isinstance(kid, str)):
-        raise _refuse(Refusal.MALFORMED, "JWT header 'alg' or 'kid' is not a string")
+        raise _refuse(AssertionFlag.MALFORMED, "JWT header 'alg' or 'kid' is not a string")
     if alg not in issuer.algorithms:
         raise _refuse(
-            Refusal.ALGORITHM_REFUSED,
+            AssertionFlag.ALGORITHM_REFUSED,
             f"JWT algorithm {alg[:20]!r} is not allowed for issuer {issuer.issuer!r}",
         )
     candidates = [
@@ -271,7 +274,7 @@ def _bearer(token: str, settings: AssertionSettings, now: float) -> Assertion:
     if not candidates:
         what = f"with kid {kid[:40]!r} " if kid is not None else ""
         raise _refuse(
-            Refusal.SIGNING_KEY_UNKNOWN,
+            AssertionFlag.SIGNING_KEY_UNKNOWN,
             f"issuer {issuer.issuer!r} has no {alg} key {what}to check the JWT with",
         )
     claims = _verified_claims(token, alg, issuer, candidates)
@@ -295,26 +298,26 @@ def _verified_claims(
         except jwt.InvalidSignatureError:
             continue
         except jwt.MissingRequiredClaimError as exc:
-            raise _refuse(Refusal.CLAIM_MISSING, f"JWT has no {exc.claim!r} claim") from None
+            raise _refuse(AssertionFlag.CLAIM_MISSING, f"JWT has no {exc.claim!r} claim") from None
         except jwt.InvalidAudienceError:
             raise _refuse(
-                Refusal.AUDIENCE_INVALID,
+                AssertionFlag.AUDIENCE_INVALID,
                 f"JWT audience is not one of the audiences of issuer {issuer.issuer!r}",
             ) from None
         except (jwt.InvalidAlgorithmError, jwt.InvalidKeyError):
             raise _refuse(
-                Refusal.ALGORITHM_REFUSED, f"JWT algorithm {alg} does not fit the key"
+                AssertionFlag.ALGORITHM_REFUSED, f"JWT algorithm {alg} does not fit the key"
             ) from None
         except jwt.DecodeError:
-            raise _refuse(Refusal.MALFORMED, "the Bearer token is not a JWT") from None
+            raise _refuse(AssertionFlag.MALFORMED, "the Bearer token is not a JWT") from None
         except jwt.PyJWTError as exc:
             # After the signature: a claim of the wrong type (iss, sub, jti). The class
             # names the claim; PyJWT's message may quote the token's contents.
             raise _refuse(
-                Refusal.CLAIM_INVALID, f"JWT claim refused ({type(exc).__name__})"
+                AssertionFlag.CLAIM_INVALID, f"JWT claim refused ({type(exc).__name__})"
             ) from None
     raise _refuse(
-        Refusal.SIGNATURE_INVALID,
+        AssertionFlag.SIGNATURE_INVALID,
         f"JWT signature does not verify with the keys of issuer {issuer.issuer!r}",
     )
 
@@ -324,11 +327,11 @@ def _check_times(claims: dict[str, Any], leeway: int, now: float) -> None:
     nbf = _numeric_date(claims, "nbf")
     iat = _numeric_date(claims, "iat")
     if exp is not None and exp <= now - leeway:
-        raise _refuse(Refusal.EXPIRED, "JWT has expired")
+        raise _refuse(AssertionFlag.EXPIRED, "JWT has expired")
     if nbf is not None and nbf > now + leeway:
-        raise _refuse(Refusal.NOT_YET_VALID, "JWT is not valid yet (nbf)")
+        raise _refuse(AssertionFlag.NOT_YET_VALID, "JWT is not valid yet (nbf)")
     if iat is not None and iat > now + leeway:
-        raise _refuse(Refusal.NOT_YET_VALID, "JWT is issued in the future (iat)")
+        raise _refuse(AssertionFlag.NOT_YET_VALID, "JWT is issued in the future (iat)")
 
 
 def _numeric_date(claims: dict[str, Any], name: str) -> float | int | None:
@@ -338,7 +341,7 @@ def _numeric_date(claims: dict[str, Any], name: str) -> float | int | None:
     # JSON numbers only, finite: Python's json reads NaN and Infinity, and NaN compares
     # false with everything, so it would never expire.
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _refuse(Refusal.CLAIM_INVALID, f"JWT claim {name!r} is not a number")
+        raise _refuse(AssertionFlag.CLAIM_INVALID, f"JWT claim {name!r} is not a number")
     return value
 
 
@@ -346,20 +349,20 @@ def _agent_of(claims: dict[str, Any], issuer: IssuerSettings) -> str:
     claim = issuer.agent_claim
     value = claims.get(claim)
     if value is None:
-        raise _refuse(Refusal.CLAIM_MISSING, f"JWT has no {claim!r} claim")
+        raise _refuse(AssertionFlag.CLAIM_MISSING, f"JWT has no {claim!r} claim")
     if not isinstance(value, str):
-        raise _refuse(Refusal.CLAIM_INVALID, f"JWT claim {claim!r} is not a string")
+        raise _refuse(AssertionFlag.CLAIM_INVALID, f"JWT claim {claim!r} is not a string")
     prefix = issuer.agent_prefix
     if not value.startswith(prefix):
         raise _refuse(
-            Refusal.AGENT_INVALID, f"JWT claim {claim!r} does not start with {prefix!r}"
+            AssertionFlag.AGENT_INVALID, f"JWT claim {claim!r} does not start with {prefix!r}"
         )
     agent_id = value[len(prefix):]
     try:
         return check_name("agent id", agent_id)
     except ValueError:
         raise _refuse(
-            Refusal.AGENT_INVALID, f"JWT claim {claim!r} does not hold an agent id"
+            AssertionFlag.AGENT_INVALID, f"JWT claim {claim!r} does not hold an agent id"
         ) from None
 
 
@@ -398,12 +401,13 @@ def verify_client_certificate(
         x509.UnsupportedGeneralNameType,
     ):
         raise AssertionRefused(
-            Refusal.CERTIFICATE_INVALID, "client certificate: not a readable X.509 certificate"
+            AssertionFlag.CERTIFICATE_INVALID,
+            "client certificate: not a readable X.509 certificate",
         ) from None
     if now < not_before:
-        raise AssertionRefused(Refusal.NOT_YET_VALID, "client certificate: not valid yet")
+        raise AssertionRefused(AssertionFlag.NOT_YET_VALID, "client certificate: not valid yet")
     if now > not_after:
-        raise AssertionRefused(Refusal.EXPIRED, "client certificate: expired")
+        raise AssertionRefused(AssertionFlag.EXPIRED, "client certificate: expired")
     named: dict[str, str] = {}
     for uri in uris:
         agent_id = _spiffe_agent(uri, settings.trust_domains)
@@ -411,7 +415,7 @@ def verify_client_certificate(
             named.setdefault(agent_id, uri)
     if len(named) > 1:
         raise AssertionRefused(
-            Refusal.CERTIFICATE_AMBIGUOUS,
+            AssertionFlag.CERTIFICATE_AMBIGUOUS,
             f"client certificate: names {len(named)} agents ({', '.join(sorted(named))})",
         )
     if not named:
@@ -432,7 +436,7 @@ def _spiffe_agent(uri: str, trust_domains: frozenset[str]) -> str | None:
         return check_name("agent id", agent_id)
     except ValueError:
         raise AssertionRefused(
-            Refusal.AGENT_INVALID,
+            AssertionFlag.AGENT_INVALID,
             f"client certificate: spiffe://{domain}/agent/... does not hold an agent id",
         ) from None
 

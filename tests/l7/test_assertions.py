@@ -25,10 +25,12 @@ from gatewayd.l7.assertions import (
     Assertion,
     AssertionRefused,
     AssertionSettings,
-    Refusal,
     load_settings,
     verify_client_certificate,
     verify_proxy_authorization,
+)
+from gatewayd.l7.assertions import (
+    AssertionFlag as Flag,
 )
 
 NOW = 1_800_000_000.0
@@ -127,7 +129,7 @@ def cfg(files: dict[Path, bytes]) -> AssertionSettings:
 # -- helpers --------------------------------------------------------------------------------
 
 
-def refused(call: Callable[[], object], flag: Refusal, *secrets: str) -> AssertionRefused:
+def refused(call: Callable[[], object], flag: Flag, *secrets: str) -> AssertionRefused:
     """``call()`` raises ``AssertionRefused`` with ``flag``, and quotes none of ``secrets``."""
     with pytest.raises(AssertionRefused) as info:
         call()
@@ -203,7 +205,7 @@ def test_basic_refusals(
     token = keys["a1"].token
     secret = token.rsplit("_", 1)[1]
 
-    def check(header: str | bytes, flag: Refusal, fragment: str = "") -> None:
+    def check(header: str | bytes, flag: Flag, fragment: str = "") -> None:
         err = refused(
             lambda: verify_proxy_authorization(header, cfg, lookup, NOW), flag, token, secret
         )
@@ -211,21 +213,21 @@ def test_basic_refusals(
 
     key_id = keys["a1"].key_id
     unknown = new_api_key("a1", now=NOW).token
-    check(basic("a1", unknown), Refusal.KEY_UNKNOWN, "unknown")
+    check(basic("a1", unknown), Flag.KEY_UNKNOWN, "unknown")
     wrong_secret = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
-    check(basic("a1", wrong_secret), Refusal.KEY_INVALID, key_id)
-    check(basic("a1", keys["revoked"].token), Refusal.KEY_REVOKED, "revoked")
-    check(basic("a2", token), Refusal.KEY_OF_ANOTHER_AGENT, "not a key of agent 'a2'")
-    check(basic("a1", keys["a2"].token), Refusal.KEY_OF_ANOTHER_AGENT, "'a1'")
-    check(basic("a1", "hunter2"), Refusal.MALFORMED, "not an API key")
-    check(basic("", token), Refusal.AGENT_INVALID, "not an agent id")
-    check(basic("a 1", token), Refusal.AGENT_INVALID)
-    check("Basic " + base64.b64encode(token.encode()).decode(), Refusal.MALFORMED, "agent_id:")
-    check("Basic a1:" + token, Refusal.MALFORMED)  # not base64 at all
-    check("Basic " + base64.b64encode(f"a1:{token}".encode())[:-2].decode(), Refusal.MALFORMED)
-    check("Basic " + base64.b64encode(b"\xff\xfe:" + token.encode()).decode(), Refusal.MALFORMED,
+    check(basic("a1", wrong_secret), Flag.KEY_INVALID, key_id)
+    check(basic("a1", keys["revoked"].token), Flag.KEY_REVOKED, "revoked")
+    check(basic("a2", token), Flag.KEY_OF_ANOTHER_AGENT, "not a key of agent 'a2'")
+    check(basic("a1", keys["a2"].token), Flag.KEY_OF_ANOTHER_AGENT, "'a1'")
+    check(basic("a1", "hunter2"), Flag.MALFORMED, "not an API key")
+    check(basic("", token), Flag.AGENT_INVALID, "not an agent id")
+    check(basic("a 1", token), Flag.AGENT_INVALID)
+    check("Basic " + base64.b64encode(token.encode()).decode(), Flag.MALFORMED, "agent_id:")
+    check("Basic a1:" + token, Flag.MALFORMED)  # not base64 at all
+    check("Basic " + base64.b64encode(f"a1:{token}".encode())[:-2].decode(), Flag.MALFORMED)
+    check("Basic " + base64.b64encode(b"\xff\xfe:" + token.encode()).decode(), Flag.MALFORMED,
           "UTF-8")
-    check(basic("a1", token + "\n"), Refusal.MALFORMED)
+    check(basic("a1", token + "\n"), Flag.MALFORMED)
 
 
 def test_basic_turned_off(
@@ -234,7 +236,7 @@ def test_basic_turned_off(
     off = make_settings(files, allow_basic=False)
     refused(
         lambda: verify_proxy_authorization(basic("a1", keys["a1"].token), off, lookup, NOW),
-        Refusal.SCHEME_DISABLED,
+        Flag.SCHEME_DISABLED,
     )
 
 
@@ -249,22 +251,22 @@ def test_lookup_failure_passes_through(cfg: AssertionSettings, keys: dict[str, I
 @pytest.mark.parametrize(
     ("header", "flag"),
     [
-        ("", Refusal.MALFORMED),
-        ("Basic", Refusal.MALFORMED),
-        ("Basic ", Refusal.MALFORMED),
-        ("Bearer", Refusal.MALFORMED),
-        ("Basic a b", Refusal.MALFORMED),
-        ("Basic\tYTE6eA==", Refusal.MALFORMED),
-        ("Digest username=\"a1\"", Refusal.MALFORMED),
-        ("Digest abc", Refusal.SCHEME_UNKNOWN),
-        ("Negotiate YIIBhg==", Refusal.SCHEME_UNKNOWN),
-        ("Basic YTE6eA==\r\nX-Injected: 1", Refusal.MALFORMED),
-        ("Basic é", Refusal.MALFORMED),
-        (b"Basic \xff\xfe", Refusal.MALFORMED),
-        ("Basic " + "A" * 9000, Refusal.MALFORMED),
+        ("", Flag.MALFORMED),
+        ("Basic", Flag.MALFORMED),
+        ("Basic ", Flag.MALFORMED),
+        ("Bearer", Flag.MALFORMED),
+        ("Basic a b", Flag.MALFORMED),
+        ("Basic\tYTE6eA==", Flag.MALFORMED),
+        ("Digest username=\"a1\"", Flag.MALFORMED),
+        ("Digest abc", Flag.SCHEME_UNKNOWN),
+        ("Negotiate YIIBhg==", Flag.SCHEME_UNKNOWN),
+        ("Basic YTE6eA==\r\nX-Injected: 1", Flag.MALFORMED),
+        ("Basic é", Flag.MALFORMED),
+        (b"Basic \xff\xfe", Flag.MALFORMED),
+        ("Basic " + "A" * 9000, Flag.MALFORMED),
     ],
 )
-def test_malformed_headers(cfg: AssertionSettings, header: str | bytes, flag: Refusal) -> None:
+def test_malformed_headers(cfg: AssertionSettings, header: str | bytes, flag: Flag) -> None:
     refused(lambda: verify_proxy_authorization(header, cfg, NO_KEYS.get, NOW), flag)
 
 
@@ -283,7 +285,7 @@ def bearer(key: Any, alg: str = "ES256", headers: dict[str, Any] | None = None,
 
 
 def check_jwt(
-    cfg: AssertionSettings, header: str, flag: Refusal, fragment: str = "", now: float = NOW
+    cfg: AssertionSettings, header: str, flag: Flag, fragment: str = "", now: float = NOW
 ) -> AssertionRefused:
     token = header.removeprefix("Bearer ")
     err = refused(lambda: verify_proxy_authorization(header, cfg, NO_KEYS.get, now), flag, token)
@@ -323,27 +325,27 @@ def test_jwt_time_is_the_callers(
     past = 1_000_000_000.0
     header = bearer(ec_key, iat=past - 5, exp=past + 60)
     assert verify_proxy_authorization(header, cfg, NO_KEYS.get, past).agent_id == "a1"
-    check_jwt(cfg, header, Refusal.EXPIRED, now=past + 91)
+    check_jwt(cfg, header, Flag.EXPIRED, now=past + 91)
 
 
 def test_jwt_expiry_and_leeway(cfg: AssertionSettings, ec_key: ec.EllipticCurvePrivateKey) -> None:
     # The default leeway is 30 seconds.
     ok = verify_proxy_authorization(bearer(ec_key, exp=NOW - 29), cfg, NO_KEYS.get, NOW)
     assert ok.agent_id == "a1"
-    check_jwt(cfg, bearer(ec_key, exp=NOW - 30), Refusal.EXPIRED, "expired")
-    check_jwt(cfg, bearer(ec_key, exp=NOW - 3600), Refusal.EXPIRED)
+    check_jwt(cfg, bearer(ec_key, exp=NOW - 30), Flag.EXPIRED, "expired")
+    check_jwt(cfg, bearer(ec_key, exp=NOW - 3600), Flag.EXPIRED)
     ok = verify_proxy_authorization(bearer(ec_key, nbf=NOW + 30), cfg, NO_KEYS.get, NOW)
     assert ok.agent_id == "a1"
-    check_jwt(cfg, bearer(ec_key, nbf=NOW + 31), Refusal.NOT_YET_VALID, "nbf")
-    check_jwt(cfg, bearer(ec_key, iat=NOW + 31), Refusal.NOT_YET_VALID, "iat")
+    check_jwt(cfg, bearer(ec_key, nbf=NOW + 31), Flag.NOT_YET_VALID, "nbf")
+    check_jwt(cfg, bearer(ec_key, iat=NOW + 31), Flag.NOT_YET_VALID, "iat")
 
 
 def test_jwt_without_leeway(files: dict[Path, bytes], ec_key: ec.EllipticCurvePrivateKey) -> None:
     strict = load_settings(
         ProxyIdentitySection(jwt_issuers=[issuer(leeway=0)]), read=files.__getitem__
     )
-    check_jwt(strict, bearer(ec_key, exp=NOW), Refusal.EXPIRED)
-    check_jwt(strict, bearer(ec_key, nbf=NOW + 1), Refusal.NOT_YET_VALID)
+    check_jwt(strict, bearer(ec_key, exp=NOW), Flag.EXPIRED)
+    check_jwt(strict, bearer(ec_key, nbf=NOW + 1), Flag.NOT_YET_VALID)
     assert verify_proxy_authorization(bearer(ec_key, exp=NOW + 1), strict, NO_KEYS.get, NOW)
 
 
@@ -352,22 +354,22 @@ def test_jwt_times_must_be_numbers(
     cfg: AssertionSettings, ec_key: ec.EllipticCurvePrivateKey, value: Any
 ) -> None:
     for name in ("exp", "nbf", "iat"):
-        check_jwt(cfg, bearer(ec_key, **{name: value}), Refusal.CLAIM_INVALID, name)
+        check_jwt(cfg, bearer(ec_key, **{name: value}), Flag.CLAIM_INVALID, name)
 
 
 def test_jwt_audience_and_issuer(
     cfg: AssertionSettings, ec_key: ec.EllipticCurvePrivateKey
 ) -> None:
-    check_jwt(cfg, bearer(ec_key, aud="billing-api"), Refusal.AUDIENCE_INVALID, "audience")
-    check_jwt(cfg, bearer(ec_key, aud=["billing-api"]), Refusal.AUDIENCE_INVALID)
-    check_jwt(cfg, bearer(ec_key, aud=[5]), Refusal.AUDIENCE_INVALID)
-    check_jwt(cfg, bearer(ec_key, iss="https://evil.example"), Refusal.ISSUER_UNKNOWN,
+    check_jwt(cfg, bearer(ec_key, aud="billing-api"), Flag.AUDIENCE_INVALID, "audience")
+    check_jwt(cfg, bearer(ec_key, aud=["billing-api"]), Flag.AUDIENCE_INVALID)
+    check_jwt(cfg, bearer(ec_key, aud=[5]), Flag.AUDIENCE_INVALID)
+    check_jwt(cfg, bearer(ec_key, iss="https://evil.example"), Flag.ISSUER_UNKNOWN,
               "'https://evil.example' is not configured")
-    check_jwt(cfg, bearer(ec_key, iss=ISSUER + "/"), Refusal.ISSUER_UNKNOWN)
+    check_jwt(cfg, bearer(ec_key, iss=ISSUER + "/"), Flag.ISSUER_UNKNOWN)
     for iss in (5, [ISSUER], {"iss": ISSUER}):
         body = b64url(json.dumps(claims(iss=iss)).encode())
         head = b64url(b'{"alg":"ES256"}')
-        check_jwt(cfg, f"Bearer {head}.{body}.AAAA", Refusal.CLAIM_INVALID, "'iss'")
+        check_jwt(cfg, f"Bearer {head}.{body}.AAAA", Flag.CLAIM_INVALID, "'iss'")
 
 
 @pytest.mark.parametrize("claim", ["exp", "aud", "iss", "sub"])
@@ -377,21 +379,21 @@ def test_jwt_required_claims(
     header = "Bearer " + jwt.encode(
         {k: v for k, v in claims().items() if k != claim}, ec_key, algorithm="ES256"
     )
-    check_jwt(cfg, header, Refusal.CLAIM_MISSING, repr(claim))
+    check_jwt(cfg, header, Flag.CLAIM_MISSING, repr(claim))
 
 
 def test_jwt_signature(
     cfg: AssertionSettings, ec_key: ec.EllipticCurvePrivateKey, rsa_key: rsa.RSAPrivateKey
 ) -> None:
     stranger = ec.generate_private_key(ec.SECP256R1())
-    check_jwt(cfg, bearer(stranger), Refusal.SIGNATURE_INVALID, ISSUER)
+    check_jwt(cfg, bearer(stranger), Flag.SIGNATURE_INVALID, ISSUER)
     head, _, sig = bearer(ec_key).removeprefix("Bearer ").split(".")
     forged = b64url(json.dumps(claims(sub="a2")).encode())
-    check_jwt(cfg, f"Bearer {head}.{forged}.{sig}", Refusal.SIGNATURE_INVALID)
+    check_jwt(cfg, f"Bearer {head}.{forged}.{sig}", Flag.SIGNATURE_INVALID)
     # An RS256 token signed by the right key but presented as PS256.
     rs_head, payload, rs_sig = bearer(rsa_key, "RS256").removeprefix("Bearer ").split(".")
     ps_head = b64url(json.dumps({"alg": "PS256", "typ": "JWT"}).encode())
-    check_jwt(cfg, f"Bearer {ps_head}.{payload}.{rs_sig}", Refusal.SIGNATURE_INVALID)
+    check_jwt(cfg, f"Bearer {ps_head}.{payload}.{rs_sig}", Flag.SIGNATURE_INVALID)
     assert rs_head != ps_head
 
 
@@ -401,16 +403,16 @@ def test_jwt_algorithms(
     es_only = load_settings(
         ProxyIdentitySection(jwt_issuers=[issuer(algorithms=["ES256"])]), read=files.__getitem__
     )
-    check_jwt(es_only, bearer(rsa_key, "RS256"), Refusal.ALGORITHM_REFUSED, "'RS256'")
+    check_jwt(es_only, bearer(rsa_key, "RS256"), Flag.ALGORITHM_REFUSED, "'RS256'")
     # Not among the issuer's algorithms.
     check_jwt(cfg, bearer(ec.generate_private_key(ec.SECP384R1()), "ES384"),
-              Refusal.ALGORITHM_REFUSED)
+              Flag.ALGORITHM_REFUSED)
     p384 = load_settings(
         ProxyIdentitySection(jwt_issuers=[issuer(algorithms=["ES256", "ES384"])]),
         read=files.__getitem__,
     )
     check_jwt(p384, bearer(ec.generate_private_key(ec.SECP384R1()), "ES384"),
-              Refusal.SIGNING_KEY_UNKNOWN, "no ES384 key")
+              Flag.SIGNING_KEY_UNKNOWN, "no ES384 key")
 
 
 def unsigned(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"") -> str:
@@ -431,12 +433,12 @@ def test_hs256_signed_with_the_public_key_is_refused(
     head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
     body = b64url(json.dumps(claims()).encode())
     mac = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
-    check_jwt(cfg, f"Bearer {head}.{body}.{b64url(mac)}", Refusal.ALGORITHM_REFUSED, "HS256")
+    check_jwt(cfg, f"Bearer {head}.{body}.{b64url(mac)}", Flag.ALGORITHM_REFUSED, "HS256")
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "HS512"])
 def test_unsigned_and_hmac_tokens_are_refused(cfg: AssertionSettings, alg: str) -> None:
-    check_jwt(cfg, "Bearer " + unsigned({"alg": alg}, claims()), Refusal.ALGORITHM_REFUSED)
+    check_jwt(cfg, "Bearer " + unsigned({"alg": alg}, claims()), Flag.ALGORITHM_REFUSED)
 
 
 def test_jwt_kid(files: dict[Path, bytes], ed_key: ed25519.Ed25519PrivateKey) -> None:
@@ -456,11 +458,11 @@ def test_jwt_kid(files: dict[Path, bytes], ed_key: ed25519.Ed25519PrivateKey) ->
     assert verify_proxy_authorization(header(ed_key, "ed-1"), only_jwks, NO_KEYS.get, NOW)
     assert verify_proxy_authorization(header(other, "ed-2"), only_jwks, NO_KEYS.get, NOW)
     assert verify_proxy_authorization(header(other, None), only_jwks, NO_KEYS.get, NOW)
-    check_jwt(only_jwks, header(other, "ed-1"), Refusal.SIGNATURE_INVALID)
-    check_jwt(only_jwks, header(other, "ed-9"), Refusal.SIGNING_KEY_UNKNOWN, "'ed-9'")
+    check_jwt(only_jwks, header(other, "ed-1"), Flag.SIGNATURE_INVALID)
+    check_jwt(only_jwks, header(other, "ed-9"), Flag.SIGNING_KEY_UNKNOWN, "'ed-9'")
     check_jwt(only_jwks, "Bearer " + unsigned({"alg": "EdDSA", "kid": 7}, claims()),
-              Refusal.MALFORMED)
-    check_jwt(only_jwks, "Bearer " + unsigned({"alg": 7}, claims()), Refusal.MALFORMED)
+              Flag.MALFORMED)
+    check_jwt(only_jwks, "Bearer " + unsigned({"alg": 7}, claims()), Flag.MALFORMED)
 
 
 def test_jwt_agent_claim(files: dict[Path, bytes], ec_key: ec.EllipticCurvePrivateKey) -> None:
@@ -473,17 +475,17 @@ def test_jwt_agent_claim(files: dict[Path, bytes], ec_key: ec.EllipticCurvePriva
     header = bearer(ec_key, agent="agent:team:a7")
     got = verify_proxy_authorization(header, custom, NO_KEYS.get, NOW)
     assert got == Assertion("team:a7", "jwt", ISSUER)
-    check_jwt(custom, bearer(ec_key), Refusal.CLAIM_MISSING, "'agent'")
-    check_jwt(custom, bearer(ec_key, agent="a7"), Refusal.AGENT_INVALID, "'agent:'")
-    check_jwt(custom, bearer(ec_key, agent="agent:"), Refusal.AGENT_INVALID)
-    check_jwt(custom, bearer(ec_key, agent="agent:a 7"), Refusal.AGENT_INVALID)
-    check_jwt(custom, bearer(ec_key, agent=["agent:a7"]), Refusal.CLAIM_INVALID, "'agent'")
+    check_jwt(custom, bearer(ec_key), Flag.CLAIM_MISSING, "'agent'")
+    check_jwt(custom, bearer(ec_key, agent="a7"), Flag.AGENT_INVALID, "'agent:'")
+    check_jwt(custom, bearer(ec_key, agent="agent:"), Flag.AGENT_INVALID)
+    check_jwt(custom, bearer(ec_key, agent="agent:a 7"), Flag.AGENT_INVALID)
+    check_jwt(custom, bearer(ec_key, agent=["agent:a7"]), Flag.CLAIM_INVALID, "'agent'")
     # PyJWT itself refuses a `sub` that is not a string, whichever claim names the agent.
-    check_jwt(custom, bearer(ec_key, agent="agent:a7", sub=5), Refusal.CLAIM_INVALID)
+    check_jwt(custom, bearer(ec_key, agent="agent:a7", sub=5), Flag.CLAIM_INVALID)
 
 
 def test_sub_with_invalid_agent(cfg: AssertionSettings, ec_key: ec.EllipticCurvePrivateKey) -> None:
-    err = check_jwt(cfg, bearer(ec_key, sub="alice@example.com"), Refusal.AGENT_INVALID)
+    err = check_jwt(cfg, bearer(ec_key, sub="alice@example.com"), Flag.AGENT_INVALID)
     assert "alice" not in err.reason  # the claim may be personal data; not echoed
 
 
@@ -491,14 +493,14 @@ def test_sub_with_invalid_agent(cfg: AssertionSettings, ec_key: ec.EllipticCurve
     "token", ["abc", "a.b.c", "a.b", "....", "e30.W10.e30", "eyJhbGciOiJFUzI1NiJ9.W10.AA"]
 )
 def test_not_a_jwt(cfg: AssertionSettings, token: str) -> None:
-    check_jwt(cfg, f"Bearer {token}", Refusal.MALFORMED)
+    check_jwt(cfg, f"Bearer {token}", Flag.MALFORMED)
 
 
 def test_bearer_without_issuers(
     files: dict[Path, bytes], ec_key: ec.EllipticCurvePrivateKey
 ) -> None:
     none = load_settings(ProxyIdentitySection(), read=files.__getitem__)
-    check_jwt(none, bearer(ec_key), Refusal.SCHEME_DISABLED, "no issuers")
+    check_jwt(none, bearer(ec_key), Flag.SCHEME_DISABLED, "no issuers")
 
 
 # -- client certificates ------------------------------------------------------------------
@@ -592,14 +594,14 @@ def test_certificate_with_invalid_agent(
     spiffe: AssertionSettings, client_ca: CertCa, text: str
 ) -> None:
     der = client_cert(client_ca, uri(text))
-    refused(lambda: verify_client_certificate(der, spiffe, NOW), Refusal.AGENT_INVALID)
+    refused(lambda: verify_client_certificate(der, spiffe, NOW), Flag.AGENT_INVALID)
 
 
 def test_certificate_naming_two_agents(spiffe: AssertionSettings, client_ca: CertCa) -> None:
     der = client_cert(client_ca, uri("spiffe://prod.example/agent/a1"),
                       uri("spiffe://lab.example/agent/a2"))
     err = refused(lambda: verify_client_certificate(der, spiffe, NOW),
-                  Refusal.CERTIFICATE_AMBIGUOUS)
+                  Flag.CERTIFICATE_AMBIGUOUS)
     assert "a1, a2" in err.reason
 
 
@@ -608,15 +610,15 @@ def test_certificate_validity(spiffe: AssertionSettings, client_ca: CertCa) -> N
     der = client_cert(client_ca, name, start=NOW, end=NOW + 60)
     assert verify_client_certificate(der, spiffe, NOW) is not None
     assert verify_client_certificate(der, spiffe, NOW + 60) is not None
-    refused(lambda: verify_client_certificate(der, spiffe, NOW + 61), Refusal.EXPIRED)
-    refused(lambda: verify_client_certificate(der, spiffe, NOW - 1), Refusal.NOT_YET_VALID)
+    refused(lambda: verify_client_certificate(der, spiffe, NOW + 61), Flag.EXPIRED)
+    refused(lambda: verify_client_certificate(der, spiffe, NOW - 1), Flag.NOT_YET_VALID)
 
 
 def test_certificate_garbage(spiffe: AssertionSettings, client_ca: CertCa) -> None:
     der = client_cert(client_ca, uri("spiffe://prod.example/agent/a1"))
     for bad in (b"", b"\x30\x00", der[:-1], der[:40], b"not a certificate"):
         refused(lambda bad=bad: verify_client_certificate(bad, spiffe, NOW),  # type: ignore[misc]
-                Refusal.CERTIFICATE_INVALID)
+                Flag.CERTIFICATE_INVALID)
 
 
 def test_certificates_ignored_without_trust_domains(
@@ -636,7 +638,7 @@ def outcome(call: Callable[[], Assertion | None]) -> Assertion | None:
         return call()
     except AssertionRefused as err:
         refusal = err
-    assert refusal.flag in Refusal
+    assert refusal.flag in Flag
     assert refusal.reason
     return None
 
