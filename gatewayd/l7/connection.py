@@ -412,6 +412,11 @@ class ClientConnection:
                                                                                   "replace"))
         self.s.count("requests")
         try:
+            if head_size(req) > self.cfg.max_header_bytes:
+                # h11 bounds a head that arrives in pieces; one that arrived whole in a
+                # single read is measured here.
+                raise self._refuse(431, f"the request head is over {self.cfg.max_header_bytes}"
+                                   " bytes", "malformed")
             return await self._handle(h, req, ex)
         except Refused as refused:
             ans = ex.refused(refused.refusal)
@@ -493,12 +498,13 @@ class ClientConnection:
         if via == "proxy" and not self.origin.bound:
             # The proxy connects by name: decide by the name first (a denied host is not
             # even resolved), then by the address it resolves to.
-            first_decision = decide(self.origin, who, host, method, target.path,
-                                    target.port, None, view.plan, now)
-            first_action = action_for(first_decision, self.cfg.throttle_retry_after)
-            if first_action.refusal is not None:
-                ex.decision = first_decision
-                raise Refused(first_action.refusal)
+            if not target.is_address:
+                first_decision = decide(self.origin, who, host, method, target.path,
+                                        target.port, None, view.plan, now)
+                first_action = action_for(first_decision, self.cfg.throttle_retry_after)
+                if first_action.refusal is not None:
+                    ex.decision = first_decision
+                    raise Refused(first_action.refusal)
             dst_ip = await self._resolve(target, view)
         decision = decide(self.origin, who, host, method, target.path, target.port, dst_ip,
                           view.plan, now)
@@ -570,12 +576,13 @@ class ClientConnection:
         if self.origin.bound is not None or self.origin.via != "proxy":
             raise self._refuse(405, "CONNECT inside a tunnel", "malformed")
         host = None if target.is_address else target.host
-        first = view.plan.evaluate(Request(identity=identity, host=host, port=target.port,
-                                           protocol="tcp", layer="l4"), now)
-        if state_for(first, l7_available=True) is State.DENY:
-            ex.decision = first
-            raise Refused(action_for(first, self.cfg.throttle_retry_after).refusal
-                          or Refusal(403, first.reason, "denied", first))
+        if host is not None:
+            first = view.plan.evaluate(Request(identity=identity, host=host, port=target.port,
+                                               protocol="tcp", layer="l4"), now)
+            if state_for(first, l7_available=True) is State.DENY:
+                ex.decision = first
+                raise Refused(action_for(first, self.cfg.throttle_retry_after).refusal
+                              or Refusal(403, first.reason, "denied", first))
         ip = await self._resolve(target, view)
         decision = view.plan.evaluate(Request(identity=identity, dest_ip=ip, host=host,
                                               port=target.port, protocol="tcp", layer="l4"),
@@ -756,6 +763,12 @@ class ClientConnection:
             up.close()
         ex.bytes_out += sent
         ex.bytes_in += got
+
+
+def head_size(req: h11.Request) -> int:
+    """About how many bytes ``req``'s head took on the wire (request line and headers)."""
+    return (len(req.method) + len(req.target) + 12
+            + sum(len(name) + len(value) + 4 for name, value in req.headers) + 2)
 
 
 def _both_done(h: h11.Connection) -> bool:

@@ -1,0 +1,170 @@
+"""The L7 engine's request pipeline over real sockets (the explicit proxy on loopback):
+forwarding, refusals, framing, limits and timeouts, and hostile input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from tests.l7.proxy_harness import exchange, running_proxy, status_codes
+
+
+def _get(url: str, extra: bytes = b"") -> bytes:
+    return f"GET {url} HTTP/1.1\r\nHost: x\r\n".encode() + extra + b"\r\n"
+
+
+def test_a_request_is_forwarded_and_recorded() -> None:
+    async def run() -> None:
+        async with running_proxy() as h:
+            got = await exchange(h.port, [_get(h.url("/"))])
+            assert status_codes(got) == [200]
+            assert b"x-clawgress-request-id: " in got
+            (event,) = [e for e in h.events if e.kind == "http.request"]
+            f = event.fields
+            assert (f["method"], f["path"], f["status"], f["action"]) == ("GET", "/", 200,
+                                                                          "inspect")
+            assert f["agent_id"] == "agent-1" and f["via"] == "proxy"
+            assert f["bytes_in"] > 0 and f["latency_ms"] > 0
+    asyncio.run(run())
+
+
+def test_keep_alive_serves_several_requests_on_one_connection() -> None:
+    async def run() -> None:
+        async with running_proxy() as h:
+            body = b"x" * 3000
+            post = (f"POST {h.url('/echo')} HTTP/1.1\r\nHost: x\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+            got = await exchange(h.port, [_get(h.url("/")), post, _get(h.url("/admin/x"))])
+            assert status_codes(got) == [200, 200, 403]
+            assert b'"received": 3000' in got
+            assert h.services.counters.get("upstream_connections") == 1
+    asyncio.run(run())
+
+
+def test_a_denied_request_gets_json_naming_the_rule() -> None:
+    async def run() -> None:
+        async with running_proxy() as h:
+            got = await exchange(h.port, [_get(h.url("/admin/keys"))])
+            assert status_codes(got) == [403]
+            body = json.loads(got.split(b"\r\n\r\n", 1)[1])
+            assert body["error"] == "denied" and body["rule_id"] == "admin"
+            assert body["policy_id"] == "harness" and body["request_id"]
+    asyncio.run(run())
+
+
+def test_expect_100_continue_is_answered_before_the_body() -> None:
+    async def run() -> None:
+        async with running_proxy() as h:
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.port)
+            writer.write(f"POST {h.url('/echo')} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                         "Expect: 100-continue\r\n\r\n".encode())
+            await writer.drain()
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert interim.startswith(b"HTTP/1.1 100 ")
+            writer.write(b"hello")
+            final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert final.startswith(b"HTTP/1.1 200 ")
+            writer.close()
+    asyncio.run(run())
+
+
+def test_a_denied_request_with_expect_never_waits_for_its_body() -> None:
+    async def run() -> None:
+        async with running_proxy() as h:
+            got = await exchange(h.port, [
+                f"POST {h.url('/admin')} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                "Expect: 100-continue\r\n\r\n".encode()])
+            assert status_codes(got) == [403]
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(("limit", "mode", "expected"), [
+    (1000, "deny", [413]), (1000, "forward", [200]), (10_000, "deny", [200])])
+def test_a_body_over_the_inspect_limit_follows_the_configured_action(
+        limit: int, mode: str, expected: list[int]) -> None:
+    async def run() -> None:
+        async with running_proxy(inspect_body_bytes=limit, body_over_limit=mode) as h:
+            body = b"y" * 5000
+            got = await exchange(h.port, [
+                f"POST {h.url('/echo')} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"
+                .encode() + body])
+            assert status_codes(got) == expected
+            event = next(e for e in h.events if e.kind == "http.request")
+            if mode == "forward" and limit < 5000:
+                assert "body-uninspected" in event.fields["flags"]
+                assert event.fields["bytes_out"] == 5000
+    asyncio.run(run())
+
+
+def test_a_chunked_body_is_forwarded_chunked() -> None:
+    async def run() -> None:
+        async with running_proxy() as h:
+            got = await exchange(h.port, [
+                f"POST {h.url('/echo')} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                "\r\n".encode(), b"5\r\nhello\r\n", b"6\r\n world\r\n0\r\n\r\n"])
+            assert status_codes(got) == [200] and b'"received": 11' in got
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400),            # origin-form on a proxy
+    (b"GET https://x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),    # https:// without CONNECT
+    (b"GET http://x/%2e%2e%2fetc HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET http://user:pw@x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET http://x/ HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400),
+    (b"POST http://x/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+     400),
+    (b"GET http://x/ HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 40000 + b"\r\n\r\n", 431),
+    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64, 400),  # TLS garbage
+])
+def test_bad_requests_get_a_clean_error(request_bytes: bytes, status: int) -> None:
+    async def run() -> None:
+        async with running_proxy() as h:
+            got = await exchange(h.port, [request_bytes])
+            assert status_codes(got) == [status], got[:300]
+            assert h.services.counters.get("connections_failed") is None
+    asyncio.run(run())
+
+
+def test_a_truncated_body_ends_the_connection_without_a_stall() -> None:
+    async def run() -> None:
+        async with running_proxy() as h:
+            got = await exchange(h.port, [
+                f"POST {h.url('/echo')} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+                "short".encode()])
+            assert status_codes(got) in ([], [400], [502])
+            assert h.services.counters.get("connections_failed") is None
+    asyncio.run(run())
+
+
+def test_a_partial_head_is_closed_at_the_header_timeout() -> None:
+    async def run() -> None:
+        async with running_proxy(header_timeout=1) as h:
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.port)
+            writer.write(b"GET http://127.0.0.1/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            await writer.drain()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            # Keep trickling: a byte every 0.3 s never completes the head.
+            closed = False
+            while loop.time() - started < 4:
+                try:
+                    writer.write(b"a")
+                    await writer.drain()
+                except ConnectionError:
+                    closed = True
+                    break
+                try:
+                    data = await asyncio.wait_for(reader.read(100), 0.3)
+                except TimeoutError:
+                    continue
+                if not data:
+                    closed = True
+                    break
+            assert closed and loop.time() - started < 2.5
+            assert h.services.counters.get("header_timeouts") == 1
+            writer.close()
+    asyncio.run(run())
