@@ -334,6 +334,9 @@ class L7Section(_Model):
     # The explicit proxy (HTTP_PROXY / HTTPS_PROXY, CONNECT) on the gateway's addresses,
     # reachable from the workload interfaces only; null turns it off.
     proxy_port: int | None = Field(default=3128, ge=1, le=65535)
+    # TLS on the explicit proxy itself (an https:// proxy URL), with a leaf of the gateway
+    # CA; clients may then present certificates (l7.identity.client_ca_files).
+    proxy_tls: bool = False
     # The policy routing table and rule priority that deliver diverted flows locally.
     route_table: int = Field(default=215, ge=1, le=0xFFFFFFFE)
     route_priority: int = Field(default=215, ge=1, le=32765)

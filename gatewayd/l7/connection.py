@@ -40,6 +40,7 @@ from gatewayd.audit import AuditEvent, new_event_id
 from gatewayd.config import Config
 from gatewayd.errors import ClawgressError, ParseError
 from gatewayd.identity import Identity
+from gatewayd.l7.assertions import AssertionSettings
 from gatewayd.l7.conn import Plain, Stream, TlsServer, splice
 from gatewayd.l7.exchange import (
     Asserted,
@@ -48,7 +49,9 @@ from gatewayd.l7.exchange import (
     Refusal,
     View,
     action_for,
+    certificate_assertion,
     decide,
+    proxy_assertion,
     request_event,
     which_host,
     who_sent,
@@ -100,7 +103,8 @@ class Services:
     quarantine: Callable[[str, Decision], None]
     leaves: LeafContexts | None
     upstream_tls: ssl.SSLContext
-    assert_identity: Callable[[bytes, float], Asserted | Refusal] | None = None
+    # How proxy assertions are checked (l7.identity, issuers' keys loaded).
+    assertions: AssertionSettings = field(default_factory=AssertionSettings)
     counters: dict[str, int] = field(default_factory=dict)
 
     def count(self, name: str, n: int = 1) -> None:
@@ -123,6 +127,8 @@ class ClientConnection:
         self.origin = origin
         self.upstream: Upstream | None = None
         self.identity: Identity | None = None
+        # What the client certificate on a TLS proxy listener asserts, if any.
+        self.certificate: Asserted | Refusal | None = None
 
     # --- entry points ------------------------------------------------------------------
 
@@ -140,7 +146,13 @@ class ClientConnection:
             dst_port=int(local[1]) if via == "transparent" else 0,
             iface=services.config.interface_for(src),
         )
-        return cls(services, Plain(reader, writer), origin)
+        conn = cls(services, Plain(reader, writer), origin)
+        tls = writer.get_extra_info("ssl_object")
+        if tls is not None:
+            der = tls.getpeercert(binary_form=True)
+            if der:
+                conn.certificate = certificate_assertion(der, services.assertions, time.time())
+        return conn
 
     async def serve(self) -> None:
         try:
@@ -528,15 +540,21 @@ class ClientConnection:
             ex.identity = self.identity
             return self.identity
         asserted: Asserted | None = None
-        if auth is not None and self.origin.via == "proxy":
-            if self.s.assert_identity is None:
-                raise self._refuse(403, "Proxy-Authorization is not accepted here",
-                                   "assertion-refused")
-            got = self.s.assert_identity(auth, now)
-            if isinstance(got, Refusal):
-                raise Refused(got)
-            asserted = got
-            ex.flags.append(f"asserted:{got.method}")
+        if self.origin.via == "proxy":
+            if isinstance(self.certificate, Refusal):
+                raise Refused(self.certificate)
+            asserted = self.certificate
+            if auth is not None:
+                got = proxy_assertion(auth, self.s.assertions, view.api_keys.get, now)
+                if isinstance(got, Refusal):
+                    raise Refused(got)
+                if asserted is not None and asserted.agent_id != got.agent_id:
+                    raise self._refuse(403, f"the client certificate names agent"
+                                       f" {asserted.agent_id}, Proxy-Authorization"
+                                       f" {got.agent_id}", "assertion-mismatch")
+                asserted = got
+            if asserted is not None:
+                ex.flags.append(f"asserted:{asserted.method}")
         who = who_sent(self.origin, view, asserted, now)
         if isinstance(who, Refusal):
             raise Refused(who)

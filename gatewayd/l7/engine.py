@@ -16,14 +16,17 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
+import time
 from collections.abc import Callable
 
 from gatewayd.audit import AuditEvent
 from gatewayd.config import Config
 from gatewayd.errors import ClawgressError
+from gatewayd.l7.assertions import load_settings
 from gatewayd.l7.ca_store import CaPaths, load_ca
 from gatewayd.l7.connection import ClientConnection, Services
-from gatewayd.l7.exchange import Asserted, Refusal, View
+from gatewayd.l7.exchange import View
 from gatewayd.l7.interception import LeafContexts
 from gatewayd.l7.upstream import upstream_context
 from gatewayd.policy import Decision
@@ -64,7 +67,6 @@ class L7Engine:
         view: Callable[[], View],
         audit: Callable[[AuditEvent], None],
         quarantine: Callable[[str, Decision], None],
-        assert_identity: Callable[[bytes, float], Asserted | Refusal] | None = None,
     ) -> None:
         self.config = config
         leaves = None
@@ -79,8 +81,9 @@ class L7Engine:
         self.services = Services(
             config=config, view=view, audit=audit, quarantine=quarantine, leaves=leaves,
             upstream_tls=upstream_context(config.l7.extra_upstream_cas),
-            assert_identity=assert_identity,
+            assertions=load_settings(config.l7.identity),
         )
+        self._ca = leaves.ca if leaves is not None else None
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
         self.ports: dict[str, int] = {}
@@ -111,12 +114,28 @@ class L7Engine:
                     await self.stop()
                     raise ClawgressError(f"cannot listen on the {via} port {port}: {exc}"
                                          " (another process? root or CAP_NET_ADMIN?)") from None
-                server = await asyncio.start_server(self._handler(via), sock=sock,
-                                                    limit=l7.max_header_bytes)
+                tls = self._proxy_tls() if via == "proxy" and l7.proxy_tls else None
+                server = await asyncio.start_server(
+                    self._handler(via), sock=sock, limit=l7.max_header_bytes, ssl=tls,
+                    ssl_handshake_timeout=l7.header_timeout if tls else None)
                 self._servers.append(server)
                 opened += 1
             self.ports[via] = port
             log.info("L7 %s listener on port %d (%d families)", via, port, opened)
+
+    def _proxy_tls(self) -> ssl.SSLContext:
+        """The explicit proxy's own TLS: leaves of the gateway CA, client certificates
+        verified against ``l7.identity.client_ca_files`` when configured."""
+        if self._ca is None:
+            raise ClawgressError("l7.proxy_tls needs the gateway CA (clawgress ca init)")
+        contexts = LeafContexts(self._ca, 64, self.config.l7.identity.client_ca_files)
+        gateway = self.config.gateway
+        name = str(gateway.addresses[0]) if gateway.addresses else gateway.name
+        try:
+            return contexts.listener_context(name, time.time())
+        except ValueError as exc:
+            raise ClawgressError(f"no certificate for the proxy listener ({name}): {exc}"
+                                 " (set gateway.addresses)") from None
 
     def _handler(self, via: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
                                              asyncio.Future[None] | None]:

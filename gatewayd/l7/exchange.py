@@ -30,6 +30,14 @@ from typing import Any, Literal
 from gatewayd.audit import AuditEvent
 from gatewayd.config import Config
 from gatewayd.identity import Identity, LeaseTable, Quarantine
+from gatewayd.identity.registry import ApiKey
+from gatewayd.l7.assertions import (
+    AssertionRefused,
+    AssertionSettings,
+    KeyLookup,
+    verify_client_certificate,
+    verify_proxy_authorization,
+)
 from gatewayd.l7.responses import Answer, answer
 from gatewayd.l7.target import Target
 from gatewayd.policy import Action, Decision, Plan, Request
@@ -47,13 +55,15 @@ FORWARDED = frozenset({Action.ALLOW, Action.ALERT, Action.LOG_ONLY, Action.INSPE
 @dataclass(frozen=True, slots=True)
 class View:
     """What the engine knows when a request arrives: the plan, the lease table, the
-    quarantined agents, the registered agents and the names agents resolved."""
+    quarantined agents, the registered agents, the names agents resolved, and the API
+    keys proxy assertions are checked against (by key id)."""
 
     plan: Plan
     leases: LeaseTable
     quarantined: Mapping[str, Quarantine]
     agents: Mapping[str, Identity]
     names: ResolvedNames
+    api_keys: Mapping[str, ApiKey] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +110,30 @@ class Asserted:
     agent_id: str
     method: str
     detail: str | None = None
+
+
+def proxy_assertion(value: bytes, settings: AssertionSettings, keys: KeyLookup,
+                    now: float) -> Asserted | Refusal:
+    """What a ``Proxy-Authorization`` header asserts, or its refusal (407: the client
+    may try again with other credentials). Secrets never reach the reason."""
+    try:
+        found = verify_proxy_authorization(value, settings, keys, now)
+    except AssertionRefused as exc:
+        return Refusal(407, f"Proxy-Authorization refused: {exc.reason}", exc.flag.value,
+                       headers=((b"proxy-authenticate", b'Basic realm="clawgress"'),))
+    return Asserted(found.agent_id, found.method, found.credential)
+
+
+def certificate_assertion(der: bytes, settings: AssertionSettings,
+                          now: float) -> Asserted | Refusal | None:
+    """What a client certificate on the proxy listener asserts (``None``: nothing)."""
+    try:
+        found = verify_client_certificate(der, settings, now)
+    except AssertionRefused as exc:
+        return Refusal(403, f"client certificate refused: {exc.reason}", exc.flag.value)
+    if found is None:
+        return None
+    return Asserted(found.agent_id, found.method, found.credential)
 
 
 def who_sent(origin: Origin, view: View, asserted: Asserted | None,

@@ -8,6 +8,7 @@ and writes it. Endpoints:
 * ``GET /stream?seconds=S&interval_ms=I``: a chunked response with one JSON line every I ms
   for S seconds (a live flow a revoked lease must cut);
 * ``POST /echo``: the length of the request body;
+* ``GET /headers``: the request's headers as received (lower-case names), in order;
 * ``POST /v1/chat/completions?interval_ms=I``: the OpenAI chat completions API (below), as
   JSON, or with ``"stream": true`` as server-sent events I ms apart (default 0);
 * ``GET /v1/models`` and ``GET /v1/models/lab-model``: the one model, ``lab-model``.
@@ -259,6 +260,8 @@ def route(head: RequestHead, served: Served, names: Mapping[str, str]) -> Reply:
             "client": plain_address(served.peer),
             "client_port": served.peer_port,
         })
+    if url.path == "/headers":
+        return _json(200, {"headers": [[k.lower(), v] for k, v in head.headers]})
     if url.path == "/bytes":
         n = _int(query, "n", 0)
         if n is None or not 0 <= n <= MAX_BYTES:

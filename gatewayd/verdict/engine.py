@@ -35,6 +35,7 @@ from gatewayd.config import Config
 from gatewayd.errors import ClawgressError, ParseError
 from gatewayd.identity import Identity, Registry
 from gatewayd.identity.names import MAX_REASON
+from gatewayd.identity.registry import ApiKey
 from gatewayd.l7.exchange import View
 from gatewayd.netfilter import (
     Baseline,
@@ -99,6 +100,7 @@ class VerdictEngine:
         # engine's state (``l7_view``) is rebuilt at each reload.
         self.l7: L7Engine | None = None
         self._agents: dict[str, Identity] = {}
+        self._api_keys: dict[str, ApiKey] = {}
         self._view: View | None = None
 
     # --- state -------------------------------------------------------------------------
@@ -131,6 +133,7 @@ class VerdictEngine:
             table = self.registry.lease_table(now)
             quarantined = self.registry.quarantines()
             self._agents = {a.agent_id: a.identity for a in self.registry.list_agents()}
+            self._api_keys = self.registry.api_keys_by_id()
         else:
             table, quarantined = self.decider.leases, dict(self.decider.quarantined)
         if policy or self.active is None:
@@ -159,7 +162,8 @@ class VerdictEngine:
             interface_for=self.config.interface_for,
         )
         self._view = View(plan=self.active.plan, leases=table, quarantined=quarantined,
-                          agents=self._agents, names=self.observed.names)
+                          agents=self._agents, names=self.observed.names,
+                          api_keys=self._api_keys)
         if leases:
             expiries = [lease.expires_at for lease in self.registry.list_leases(now)]
             self._next_expiry = min(expiries, default=float("inf"))
@@ -275,9 +279,9 @@ class VerdictEngine:
         """Open the L7 engine's listeners; without them, flows to inspect are refused."""
         from gatewayd.l7.engine import L7Engine  # noqa: PLC0415 - imports the TLS stack
 
-        l7 = L7Engine(self.config, view=self.l7_view, audit=self.audit.append,
-                      quarantine=self.quarantine)
         try:
+            l7 = L7Engine(self.config, view=self.l7_view, audit=self.audit.append,
+                          quarantine=self.quarantine)
             await l7.start()
         except ClawgressError as exc:
             log.error("the L7 engine cannot start, so flows to inspect are refused: %s", exc)

@@ -151,6 +151,12 @@ def test_a_chunked_body_is_framed_by_its_chunks() -> None:
         == CHUNKED
 
 
+def test_headers_are_echoed_as_received() -> None:
+    reply = route(head("/headers", headers=(("Host", "a"), ("X-One", "1"))), SERVED, NAMES)
+    assert isinstance(reply, Fixed)
+    assert json.loads(reply.body)["headers"] == [["host", "a"], ["x-one", "1"]]
+
+
 def test_root_names_who_served_it() -> None:
     reply = route(head("/", headers=(("Host", "api.openai.com"),)), SERVED, NAMES)
     assert isinstance(reply, Fixed)
