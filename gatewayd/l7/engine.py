@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import socket
 import ssl
 import time
@@ -59,6 +60,25 @@ def listening_socket(family: int, port: int, *, transparent: bool) -> socket.soc
     return sock
 
 
+def raise_file_limit(wanted: int) -> int:
+    """Raise the soft limit on open files toward ``wanted`` (each connection holds two:
+    the client's and its upstream's), as far as the hard limit allows; returns it. At the
+    usual soft limit of 1024, a few hundred slow clients would stop ``accept`` for all."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("cannot raise the open-file limit to %d: %s", target, exc)
+            return soft
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning("the open-file limit (%d) is below what l7.max_connections needs (%d):"
+                    " connections beyond it are refused", soft, wanted)
+    return soft
+
+
 class L7Engine:
     def __init__(
         self,
@@ -100,6 +120,7 @@ class L7Engine:
         """Open the listeners; ``ClawgressError`` if the transparent one cannot be opened
         (without it, flows to inspect cannot be served)."""
         l7 = self.config.l7
+        raise_file_limit(2 * l7.max_connections + 1024)
         wanted = [("transparent", l7.transparent_port, True)]
         if l7.proxy_port is not None:
             wanted.append(("proxy", l7.proxy_port, False))
@@ -117,6 +138,7 @@ class L7Engine:
                 tls = self._proxy_tls() if via == "proxy" and l7.proxy_tls else None
                 server = await asyncio.start_server(
                     self._handler(via), sock=sock, limit=l7.max_header_bytes, ssl=tls,
+                    backlog=BACKLOG,
                     ssl_handshake_timeout=l7.header_timeout if tls else None)
                 self._servers.append(server)
                 opened += 1
