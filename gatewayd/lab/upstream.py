@@ -38,6 +38,7 @@ from gatewayd.lab.upstream_http import (
     RequestError,
     Served,
     Stream,
+    Upgrade,
     bytes_head,
     chat_completion,
     echo_reply,
@@ -50,6 +51,7 @@ from gatewayd.lab.upstream_http import (
     stream_head,
     stream_ticks,
     tick_chunk,
+    upgrade_head,
 )
 
 log = logging.getLogger("gatewayd.lab.upstream")
@@ -102,34 +104,22 @@ class Upstream:
             buf = buf[used:]
             length = head.content_length
             reply = route(head, served, self.names)
+            if isinstance(reply, Upgrade):
+                await _echo(reader, writer, reply, buf)
+                return
             # The body is read in any case (the next request follows it) and kept only for
             # a chat completion, within its limit.
-            if length == CHUNKED:
-                read = await _read_chunked(reader, buf)
-                if read is None:
-                    return
-                chunks, buf = read
-                length = sum(len(c) for c in chunks)
-                keep = isinstance(reply, ChatCompletions) and length <= reply.max_body
-                kept = chunks if keep else []
-            else:
-                keep = isinstance(reply, ChatCompletions) and length <= reply.max_body
-                taken = min(len(buf), length)
-                kept = [buf[:taken]] if keep else []
-                buf, remaining = buf[taken:], length - taken
-                while remaining:
-                    data = await reader.read(min(remaining, READ_SIZE))
-                    if not data:
-                        return
-                    remaining -= len(data)
-                    if keep:
-                        kept.append(data)
+            wants = reply.max_body if isinstance(reply, ChatCompletions) else -1
+            body = await _read_body(reader, buf, length, wants)
+            if body is None:
+                return
+            kept, buf, length = body
             answer: Answer
             if isinstance(reply, EchoLength):
                 answer = echo_reply(length)
             elif isinstance(reply, ChatCompletions):
-                body = b"".join(kept) if keep else None
-                answer = chat_completion(reply, body, next(self._completions), time.time())
+                answer = chat_completion(reply, b"".join(kept) if kept is not None else None,
+                                         next(self._completions), time.time())
             else:
                 answer = reply
             keep_alive = head.keep_alive
@@ -176,6 +166,42 @@ class Upstream:
             writer.write(http_chunk(event))
             await writer.drain()
         writer.write(LAST_CHUNK)
+
+
+async def _read_body(reader: asyncio.StreamReader, buf: bytes, length: int,
+                     wants: int) -> tuple[list[bytes] | None, bytes, int] | None:
+    """Read a request body (``length`` bytes, or chunked): what of it is kept (when it is
+    at most ``wants`` bytes; ``None`` otherwise), what follows it, and its length. ``None``
+    if the client goes away."""
+    if length == CHUNKED:
+        read = await _read_chunked(reader, buf)
+        if read is None:
+            return None
+        chunks, buf = read
+        length = sum(len(c) for c in chunks)
+        return (chunks if length <= wants else None), buf, length
+    keep = length <= wants
+    taken = min(len(buf), length)
+    kept = [buf[:taken]] if keep else []
+    buf, remaining = buf[taken:], length - taken
+    while remaining:
+        data = await reader.read(min(remaining, READ_SIZE))
+        if not data:
+            return None
+        remaining -= len(data)
+        if keep:
+            kept.append(data)
+    return (kept if keep else None), buf, length
+
+
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upgrade: Upgrade,
+                buf: bytes) -> None:
+    """Switch protocols, then echo every byte until the client closes."""
+    writer.write(upgrade_head(upgrade.accept) + buf)
+    await writer.drain()
+    while data := await reader.read(READ_SIZE):
+        writer.write(data)
+        await writer.drain()
 
 
 async def _read_chunked(reader: asyncio.StreamReader,

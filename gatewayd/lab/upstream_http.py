@@ -9,6 +9,8 @@ and writes it. Endpoints:
   for S seconds (a live flow a revoked lease must cut);
 * ``POST /echo``: the length of the request body;
 * ``GET /headers``: the request's headers as received (lower-case names), in order;
+* ``GET /ws`` with ``Upgrade: websocket``: ``101``, then every byte is echoed back (no
+  framing is read: the gateway's splice is what is under test);
 * ``POST /v1/chat/completions?interval_ms=I``: the OpenAI chat completions API (below), as
   JSON, or with ``"stream": true`` as server-sent events I ms apart (default 0);
 * ``GET /v1/models`` and ``GET /v1/models/lab-model``: the one model, ``lab-model``.
@@ -34,6 +36,8 @@ first with the role, then a chunk with the finish reason, then with
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import re
@@ -214,7 +218,27 @@ class EventStream:
 
 
 # What ``route`` decides, and what the IO shell writes.
-Reply = Fixed | Bytes | Stream | EchoLength | ChatCompletions
+@dataclass(frozen=True)
+class Upgrade:
+    """``GET /ws`` with a WebSocket upgrade: ``101``, then every byte echoed back."""
+
+    accept: str
+
+
+Reply = Fixed | Bytes | Stream | EchoLength | ChatCompletions | Upgrade
+
+# RFC 6455 §4.2.2: the key the server hashes with the client's Sec-WebSocket-Key.
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def websocket_accept(key: str) -> str:
+    digest = hashlib.sha1((key + WEBSOCKET_GUID).encode("ascii"), usedforsecurity=False)
+    return base64.b64encode(digest.digest()).decode("ascii")
+
+
+def upgrade_head(accept: str) -> bytes:
+    return (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n")
 Answer = Fixed | Bytes | Stream | EventStream
 
 
@@ -260,6 +284,11 @@ def route(head: RequestHead, served: Served, names: Mapping[str, str]) -> Reply:
             "client": plain_address(served.peer),
             "client_port": served.peer_port,
         })
+    if url.path == "/ws":
+        key = head.header("sec-websocket-key")
+        if (head.header("upgrade") or "").lower() != "websocket" or not key:
+            return error_reply(400, "/ws needs a WebSocket upgrade")
+        return Upgrade(websocket_accept(key.strip()))
     if url.path == "/headers":
         return _json(200, {"headers": [[k.lower(), v] for k, v in head.headers]})
     if url.path == "/bytes":

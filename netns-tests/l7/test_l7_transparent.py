@@ -124,3 +124,32 @@ def test_quarantine_denies_the_agent_until_released(gateway: L7Gateway) -> None:
 
 def test_every_lab_name_is_known(gateway: L7Gateway) -> None:
     assert "api.openai.com" in LAB_NAMES
+
+
+def test_a_websocket_upgrade_is_decided_then_spliced(gateway: L7Gateway) -> None:
+    # Resolve the name first (as any client does), so the flow is decided by it.
+    assert gateway.curl("a1", "http://api.openai.com/", "-4").status == 200
+    cursor = gateway.cursor()
+    with gateway.ns("a1").socket() as sock:
+        sock.settimeout(5)
+        sock.connect(("10.78.0.10", 80))
+        sock.sendall(b"GET /ws HTTP/1.1\r\nHost: api.openai.com\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head  # RFC 6455's example accept value
+        for message in (b"\x81\x05hello", b"ping-pong" * 1000):
+            sock.sendall(message)
+            echoed = b""
+            while len(echoed) < len(message):
+                echoed += sock.recv(65536)
+            assert echoed == message
+    event = cursor.wait("http.request", path="/ws")
+    assert event["status"] == 101 and "websocket" in event["flags"]
+    assert event["bytes_out"] >= 9005 and event["bytes_in"] >= 9005
+    admin = gateway.curl("a1", "http://api.openai.com/admin/ws", "-H", "Upgrade: websocket",
+                         "-H", "Connection: Upgrade")
+    assert admin.status == 403, admin

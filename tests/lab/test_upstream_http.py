@@ -18,6 +18,7 @@ from gatewayd.lab.upstream_http import (
     RequestHead,
     Served,
     Stream,
+    Upgrade,
     echo_reply,
     fixed_head,
     parse_request_head,
@@ -240,3 +241,12 @@ def test_stream_ticks(seconds: float, interval: int, ticks: int) -> None:
 )
 def test_plain_address(given_address: str, plain: str) -> None:
     assert plain_address(given_address) == plain
+
+
+def test_a_websocket_upgrade_is_accepted_with_the_rfc_6455_key() -> None:
+    reply = route(head("/ws", headers=(("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                       ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))),
+                  SERVED, NAMES)
+    assert isinstance(reply, Upgrade) and reply.accept == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    refused = route(head("/ws"), SERVED, NAMES)
+    assert isinstance(refused, Fixed) and refused.status == 400
