@@ -17,11 +17,12 @@ import sys
 import time
 from typing import Any
 
+import httpx
+import openai
+import requests
+
 
 def _openai(base_url: str, proxy: str | None) -> dict[str, Any]:
-    import httpx
-    import openai
-
     client = openai.OpenAI(
         base_url=base_url, api_key="lab-key", max_retries=0, timeout=10,
         http_client=httpx.Client(proxy=proxy, verify=ssl.create_default_context(
@@ -58,8 +59,6 @@ def _openai(base_url: str, proxy: str | None) -> dict[str, Any]:
 
 
 def _httpx(url: str, proxy: str | None) -> dict[str, Any]:
-    import httpx
-
     with httpx.Client(proxy=proxy, timeout=10) as client:
         first = client.get(url)
         second = client.post(url.rstrip("/") + "/echo", content=b"x" * 5000)
@@ -70,8 +69,6 @@ def _httpx(url: str, proxy: str | None) -> dict[str, Any]:
 
 
 def _requests(url: str, proxy: str | None) -> dict[str, Any]:
-    import requests
-
     proxies = {"http": proxy, "https": proxy} if proxy else None
     with requests.Session() as session:
         got = session.get(url, proxies=proxies, timeout=10)

@@ -69,6 +69,13 @@ def _request_latency(gateway: L7Gateway, count: int) -> list[float]:
     return times
 
 
+def _read_to_end(sock: socket.socket) -> bytes:
+    got = b""
+    while chunk := sock.recv(4096):
+        got += chunk
+    return got
+
+
 def _all_closed(socks: list[socket.socket], deadline_s: float) -> int:
     """How many of ``socks`` the gateway closed before ``deadline_s`` from now."""
     closed: set[int] = set()
@@ -157,7 +164,6 @@ def test_tls_garbage_on_a_diverted_flow_is_reset(gateway: L7Gateway) -> None:
         sock.connect(("10.78.0.10", 443))
         sock.sendall(b"\x16\x03\x01\x00\x05garbage-that-is-not-a-hello" * 3)
         with pytest.raises(ConnectionResetError):
-            while sock.recv(4096):
-                pass
+            _read_to_end(sock)
     refused = cursor.wait("tls.decision", src_ip="10.77.0.11", action="deny")
     assert "not-tls" in refused["flags"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
@@ -79,7 +78,7 @@ class Material:
 
 
 @pytest.fixture(scope="module")
-def material(l7_gateway: L7Gateway) -> Iterator[Material]:
+def material(l7_gateway: L7Gateway) -> Material:
     """Reconfigure the module's lab (proxy TLS, a JWT issuer, a client CA) and restart its
     engine; the lab is this module's own."""
     found = Material(l7_gateway.work / "identity")
@@ -94,7 +93,7 @@ def material(l7_gateway: L7Gateway) -> Iterator[Material]:
     config_path.write_text(yaml.safe_dump(config))
     l7_gateway.stop_engine()
     l7_gateway.lab.start_engine()
-    yield found
+    return found
 
 
 def _proxy_args(gateway: L7Gateway, *extra: str) -> list[str]:

@@ -74,8 +74,8 @@ def _templates(port: int) -> list[bytes]:
         "Expect: 100-continue\r\n\r\nabc".encode(),
         f"GET {url}/admin HTTP/1.1\r\nHost: a\r\n\r\nGET {url}/ HTTP/1.1\r\nHost: a\r\n\r\n"
         .encode(),
-        f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        .encode(),
+        f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: a\r\n\r\n"
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(),
     ]
 
 

@@ -90,6 +90,8 @@ def test_any_target_gives_a_target_or_a_target_error(target: bytes, host: bytes 
     try:
         t = read_target(method, target, host, via=via, default_port=80)
     except TargetError as exc:
-        assert 400 <= exc.status < 500
+        status = exc.status
     else:
         assert 0 < t.port < 65536 and t.host
+        return
+    assert 400 <= status < 500
