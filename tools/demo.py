@@ -13,7 +13,11 @@ two agents and leases their addresses, bundles, signs and publishes the lab poli
 * then the policy by name (``examples/lab-names``): a flow decided by the name the agent
   resolved and the TLS SNI it sent, the same address without a name, a fake SNI on another
   allowed host's address (domain fronting), a denied name answered NXDOMAIN by the gateway,
-  and an allowed name whose DNS answer points at the cloud metadata service (refused).
+  and an allowed name whose DNS answer points at the cloud metadata service (refused);
+* then the policy with request rules (``examples/lab-l7``): HTTPS read by the L7 engine
+  (intercepted with the gateway CA), a denied path (403), a throttled one (429), a method
+  rule (git read allowed, push denied), the explicit proxy, and a CONNECT spliced
+  untouched.
 
 Each row shows the client's result and the decision the gateway audited for that flow.
 Everything is removed at the end, whatever happens; the audit log is copied out first.
@@ -37,6 +41,8 @@ from gatewayd.lab.lab import Lab
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "examples" / "lab"
 NAMES_POLICY = ROOT / "examples" / "lab-names"
+L7_POLICY = ROOT / "examples" / "lab-l7"
+PROXY = "http://10.77.0.1:3128"
 CURL_RESULTS = {0: "ok", 6: "name not resolved", 7: "refused (reset)", 28: "timed out",
                 35: "reset in the TLS handshake", 56: "cut (reset)"}
 
@@ -166,6 +172,50 @@ class Demo:
                   "--resolve", f"api.openai.com:443:{github.v4}")
         self.dns_case("denied name", "a1", "https://pastebin.com/", "dns.denied")
         self.dns_case("name -> metadata IP", "a1", "https://metadata.lab/", "dns.refused")
+        self.l7()
+
+    def l7(self) -> None:
+        lab = self.lab
+        print("\npublishing the policy with request rules (examples/lab-l7) ...")
+        bundle = str(lab.state_dir / "l7-policy.tgz")
+        self.clawgress("policy", "bundle", str(L7_POLICY), "-o", bundle, "--version", "3")
+        self.clawgress("policy", "sign", bundle, "--key", str(lab.signing_key))
+        self.clawgress("policy", "publish", bundle)
+        time.sleep(0.6)
+        a1, a2 = str(lab.agent_address(1).v4), str(lab.agent_address(2).v4)
+        self.l7_case("L7: HTTPS intercepted", "a1", a1, "https://api.openai.com/v1/models")
+        self.l7_case("L7: denied path", "a1", a1, "https://api.openai.com/admin/keys")
+        self.l7_case("L7: throttled path", "a1", a1, "https://api.openai.com/throttled/x")
+        self.l7_case("L7: git read (GET)", "a2", a2, "https://github.com/")
+        self.l7_case("L7: git push (POST)", "a2", a2,
+                     "https://github.com/org/repo.git/git-receive-pack", "-X", "POST",
+                     "--data-binary", "0000")
+        self.l7_case("L7: explicit proxy", "a1", a1, "https://api.openai.com/v1/models",
+                     "-x", PROXY)
+        self.l7_case("L7: CONNECT, spliced", "a2", a2, "https://raw.githubusercontent.com/",
+                     "-x", PROXY, kind="tls.decision")
+
+    def l7_case(self, case: str, agent: str, agent_ip: str, url: str, *extra: str,
+                kind: str = "http.request") -> None:
+        """A request the L7 engine decided: its record (the newest of ``kind`` from
+        ``agent_ip``) is the row's."""
+        code, took, status = self.curl(agent, url, "-4", *extra)
+        client = f"HTTP {status}" if code == 0 else CURL_RESULTS.get(code, f"curl exit {code}")
+        row = Row(case, agent, url, f"{client} in {took * 1000:.0f} ms")
+        time.sleep(0.4)  # the engine writes its records within a reload interval
+        for line in reversed(self.audit_path().read_text().splitlines()):
+            event = json.loads(line)
+            if (event.get("kind") != kind or event.get("src_ip") != agent_ip
+                    or event.get("method") == "CONNECT"):  # the tunnel's own record
+                continue
+            row.decision = str(event["action"])
+            if event.get("rule_id"):
+                row.rule = f"{event['policy_id']}/{event['rule_id']}"
+            how = event.get("tls") if kind == "tls.decision" else (
+                f"{event['method']} {event['path']} via {event['via']}, TLS {event['tls']}")
+            row.reason = f"{event['reason']} [{how}]"
+            break
+        self.rows.append(row)
 
     def dns_case(self, case: str, agent: str, url: str, kind: str) -> None:
         """A request whose name the gateway answered itself: the DNS record is the row's."""

@@ -1,20 +1,25 @@
-"""The L7 engine: what the gateway does with flows that policy sends to ``inspect``.
+"""The L7 engine: what the gateway does with flows that policy sends to ``inspect``, and
+with requests on its explicit proxy (``docs/l7.md``).
 
-It will hold the pipeline of the design notes' §7 — connections arriving by TPROXY or as
-an explicit proxy, HTTP/1.1 parsing, TLS interception, the AI protocol analyzer, DLP,
-quotas and enforcement, forwarding upstream (servers verified against the system trust
-store plus ``l7.extra_upstream_cas``). Built so far: the gateway CA that interception
-signs with; interception itself is not built yet.
+One pipeline per request — identity, host, policy, action, audit — behind two listeners
+(TPROXY for diverted flows, the explicit proxy). TLS is decided by its ClientHello and
+spliced, or intercepted with leaves of the gateway CA.
 
-* ``ca``: the gateway CA (``issue_ca``, ``GatewayCA``), which mints leaves through
-  ``GatewayCA.leaf_for``. Pure apart from key material: the clock is an argument.
-* ``leaf``: leaf certificates per server name (``server_name``, ``mint_leaf``) and their
-  LRU cache (``LeafCache``). Pure.
-* ``ca_store``: the CA in ``l7.ca_dir``: ``init_ca``, ``rotate_ca``, ``load_ca``.
-* ``files``: atomic writes (the key 0600, its folder 0700) and bounded reads.
+Sans-IO (values in, values out; the clock is an argument):
 
-IO boundary: ``ca_store`` and ``files``; the rest takes and returns values. Private keys
-are never logged, printed or put in an error message.
+* ``target``: where a request goes (forms, hosts, ports, normalized paths);
+* ``exchange``: who sent it (leases, assertions), which host decides, the policy's
+  decision, what the decision does, and the ``http.request`` record;
+* ``responses``: the JSON answers the engine gives in place of an upstream;
+* ``assertions``, ``api_keys``: proxy identity assertions (Basic API keys, Bearer JWTs,
+  client certificates) and the API keys agents use;
+* ``ca``, ``leaf``, ``certs``: the gateway CA and the leaves it mints per server name.
+
+IO shell: ``engine`` (listeners), ``connection`` (one client connection: TLS decision,
+HTTP/1.1 with h11, forwarding), ``conn`` (byte streams, TLS ended with ``ssl.SSLObject``,
+splicing), ``upstream`` (connections to servers), ``interception`` (server TLS contexts
+per name), ``ca_store`` and ``files`` (the CA on disk). Private keys are never logged,
+printed or put in an error message.
 """
 
 from gatewayd.l7.ca import (
