@@ -21,7 +21,8 @@ UNHEALTHY_EXIT = 1
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_obj
 def doctor(obj: CliContext, as_json: bool) -> None:
-    """Check the queue backend, the ruleset, fail modes, forwarding, queues and tools."""
+    """Check the queue backend, the ruleset, fail modes, forwarding, queues, the L7
+    engine's divert (tproxy, policy routing, bridge netfilter) and tools."""
     health = check_health(obj.config)
     if as_json:
         emit_json(health.to_json())
@@ -73,6 +74,12 @@ def _print(h: Health) -> None:
             f" dropped {s.queue_dropped} (queue full) + {s.user_dropped} (listener),"
             f" packets {s.id_sequence}"
         )
+    if h.tproxy is not None:
+        out(f"L7 divert: tproxy {'yes' if h.tproxy.available else 'no'} - {h.tproxy.detail}")
+    if h.divert_routes is not None:
+        out(f"  policy routing: {'in place' if h.divert_routes else 'MISSING'}")
+    if h.bridge_problem:
+        out(f"  {h.bridge_problem}")
     tools = ", ".join(f"{k} {'ok' if v else 'missing'}" for k, v in h.tools.items())
     out(f"tools: {tools}")
     mods = ", ".join(f"{k} {v}" for k, v in h.modules.items())

@@ -15,6 +15,7 @@ from typing import Any
 
 from gatewayd.config import Config, FailMode
 from gatewayd.netfilter.apply import live_digest, show, tagged_xtables_rules, xtables_rule_present
+from gatewayd.netfilter.divert import bridge_netfilter_problem, divert_routes_present
 from gatewayd.netfilter.drift import compare, snapshot
 from gatewayd.netfilter.errors import NetfilterError
 from gatewayd.netfilter.nft import bindings_available, tool_path
@@ -24,6 +25,7 @@ from gatewayd.netfilter.probe import (
     Capability,
     choose_backend,
     probe_capabilities,
+    probe_tproxy,
 )
 from gatewayd.netfilter.queuestats import QueueStats, read_queue_stats
 from gatewayd.netfilter.render import TABLE, Ruleset, render_ruleset
@@ -85,6 +87,11 @@ class Health:
     tools: dict[str, str | None]
     modules: dict[str, str]
     problems: tuple[str, ...] = field(default=())
+    # The L7 engine's kernel side: tproxy, the divert routes (None: not checked, no table),
+    # and a host setting that keeps diverted flows from the listener.
+    tproxy: Capability | None = None
+    divert_routes: bool | None = None
+    bridge_problem: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A fixed-shape dict for ``doctor --json``."""
@@ -130,6 +137,11 @@ class Health:
                 }
                 for q in self.queues
             ],
+            "l7": {
+                "tproxy": _cap(self.tproxy) if self.tproxy else None,
+                "divert_routes": self.divert_routes,
+                "bridge_netfilter": self.bridge_problem,
+            },
             "tools": dict(self.tools),
             "python_modules": dict(self.modules),
             "problems": list(self.problems),
@@ -161,6 +173,21 @@ def check_health(config: Config) -> Health:
     tools = {name: tool_path(name) for name in TOOLS}
     modules = _modules()
     problems += [f"python module {m}: {s}" for m, s in modules.items() if s != "ok"]
+    tproxy = probe_tproxy()
+    if not tproxy.available:
+        problems.append(f"the L7 engine cannot receive flows to inspect: {tproxy.detail}")
+    routes = None
+    if table.present:
+        try:
+            routes = divert_routes_present(config)
+        except OSError as exc:
+            problems.append(f"cannot read the policy routing: {exc}")
+        if routes is False:
+            problems.append("the policy routing that delivers flows to inspect to the L7"
+                            " engine is missing (clawgress rules apply adds it)")
+    bridge = bridge_netfilter_problem(config)
+    if bridge is not None:
+        problems.append(bridge)
     return Health(
         caps,
         backend,
@@ -175,6 +202,9 @@ def check_health(config: Config) -> Health:
         tools,
         modules,
         tuple(problems),
+        tproxy,
+        routes,
+        bridge,
     )
 
 

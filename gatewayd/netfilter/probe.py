@@ -36,6 +36,13 @@ NATIVE_PROBE = (
 )
 
 
+TPROXY_PROBE = (
+    f"add table inet {PROBE_TABLE}\n"
+    f"add chain inet {PROBE_TABLE} probe {{ type filter hook prerouting priority -150; }}\n"
+    f"add rule inet {PROBE_TABLE} probe meta l4proto tcp tproxy to :15001 accept\n"
+)
+
+
 @dataclass(frozen=True)
 class Capability:
     available: bool
@@ -66,6 +73,16 @@ def probe_native() -> Capability:
             return Capability(False, f"the kernel refuses nft 'queue' (no nft_queue): {exc}")
         return Capability(False, f"cannot probe: {exc}")
     return Capability(True, "nft accepts 'queue num 0 bypass' (nft_queue available)")
+
+
+def probe_tproxy() -> Capability:
+    """Does nft accept a ``tproxy`` statement (check only), which diverts flows to inspect
+    to the L7 engine?"""
+    try:
+        nft(TPROXY_PROBE, dry_run=True)
+    except NetfilterError as exc:
+        return Capability(False, f"the kernel refuses nft 'tproxy' (no nft_tproxy?): {exc}")
+    return Capability(True, "nft accepts 'tproxy' (flows to inspect can be diverted)")
 
 
 def probe_xtables() -> Capability:

@@ -111,6 +111,10 @@ def test_doctor_reports_backend_table_fail_modes_forwarding_queues(
         "reset queue 1 has no listener (engine not running)",
     ]
     assert report["python_modules"] == {"nftables": "ok", "netfilterqueue": "ok", "pyroute2": "ok"}
+    # The L7 engine's divert: tproxy accepted, the policy routing added by rules apply.
+    assert report["l7"]["tproxy"]["available"] is True
+    assert report["l7"]["divert_routes"] is True
+    assert report["l7"]["bridge_netfilter"] is None
 
 
 def test_doctor_sees_a_hand_edited_table_and_another_config(run: Run, gateway_lab: Lab) -> None:

@@ -42,9 +42,10 @@ def test_json_report_shape() -> None:
     report = health().to_json()
     assert set(report) == {
         "queue_backend", "table", "xtables_rules", "interfaces", "forwarding", "queues",
-        "tools", "python_modules", "problems", "ok",
+        "l7", "tools", "python_modules", "problems", "ok",
     }  # fmt: skip
     assert report["ok"] is True
+    assert report["l7"] == {"tproxy": None, "divert_routes": None, "bridge_netfilter": None}
     assert report["queue_backend"] == {
         "configured": "auto",
         "in_use": "xtables",
