@@ -59,10 +59,11 @@ from gatewayd.l7.exchange import (
 from gatewayd.l7.interception import LeafContexts
 from gatewayd.l7.responses import REQUEST_ID_HEADER, Answer, answer
 from gatewayd.l7.target import Target, TargetError, read_target
+from gatewayd.l7.transform import Stage, StageError, rewrite
 from gatewayd.l7.upstream import Upstream, UpstreamError, connect
 from gatewayd.netfilter.marks import State
 from gatewayd.packets import ClientHello, ja4, parse_client_hello
-from gatewayd.policy import Decision, Request
+from gatewayd.policy import Action, Decision, Request
 from gatewayd.verdict.hello import by_hello
 from gatewayd.verdict.verdicts import state_for
 
@@ -105,6 +106,8 @@ class Services:
     upstream_tls: ssl.SSLContext
     # How proxy assertions are checked (l7.identity, issuers' keys loaded).
     assertions: AssertionSettings = field(default_factory=AssertionSettings)
+    # The body-rewrite stages a `transform` decision runs, in order.
+    transforms: tuple[Stage, ...] = ()
     counters: dict[str, int] = field(default_factory=dict)
 
     def count(self, name: str, n: int = 1) -> None:
@@ -261,7 +264,7 @@ class ClientConnection:
             fields["tls"] = "refused"
             self._tls_record("tls.decision", fields, now)
             self.s.count("tls_refused")
-            if decision.action.value == "quarantine":
+            if decision.action is Action.QUARANTINE:
                 self.s.quarantine(identity.agent_id, decision)
             self.plain.abort()
             return
@@ -691,12 +694,13 @@ class ClientConnection:
         upgrade = _websocket(req)
         if upgrade:
             ex.flags.append("websocket")
+        headers = _request_headers(req.headers, upgrade, target.host_header(80).encode())
+        if ex.decision is not None and ex.decision.action is Action.TRANSFORM:
+            headers, parts = self._transform(ex, target, headers, parts, whole)
         up = await self._upstream_for(ip, target.port)
         ex.upstream = f"{ip.compressed}:{target.port}"
         up.send(h11.Request(method=req.method, target=target.upstream.encode(),
-                            headers=_request_headers(req.headers, upgrade,
-                                                     target.host_header(80).encode()),
-                            http_version=b"1.1"))
+                            headers=headers, http_version=b"1.1"))
         try:
             for part in parts:
                 ex.bytes_out += len(part)
@@ -720,6 +724,24 @@ class ClientConnection:
             ex.flags.append("upstream-stopped-reading")
             ex.reason = str(exc)
         return await self._response(h, ex, up, upgrade)
+
+    def _transform(self, ex: Exchange, target: Target, headers: list[tuple[bytes, bytes]],
+                   parts: list[bytes], whole: bool
+                   ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+        """A ``transform`` decision: the request as the body-rewrite stages leave it."""
+        if not self.s.transforms:
+            ex.flags.append("transform-no-stage")
+            return headers, parts
+        if not whole:
+            raise self._refuse(413, f"a request to transform must fit in"
+                               f" {self.cfg.inspect_body_bytes} bytes", "body-over-limit")
+        try:
+            done = rewrite(self.s.transforms, ex.method, target, headers, b"".join(parts))
+        except StageError as exc:
+            raise self._refuse(403, f"the request could not be transformed: {exc}",
+                               "transform-failed", ex.decision) from None
+        ex.flags.extend(f"transformed:{note}" for note in done.applied)
+        return done.headers, [done.body]
 
     async def _drain_upstream(self, up: Upstream) -> None:
         try:

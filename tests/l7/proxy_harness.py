@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import ipaddress
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,8 +19,10 @@ from gatewayd.config import Config
 from gatewayd.identity import Identity, Lease, LeaseTable
 from gatewayd.l7.connection import ClientConnection, Services
 from gatewayd.l7.exchange import View
+from gatewayd.l7.interception import LeafContexts
+from gatewayd.l7.transform import Stage
 from gatewayd.l7.upstream import upstream_context
-from gatewayd.lab.upstream import Upstream, start_server
+from gatewayd.lab.upstream import Upstream, server_context, start_server
 from gatewayd.policy import Decision, Guard, compile_plan, parse_documents
 from gatewayd.verdict.resolved import ResolvedNames
 
@@ -36,6 +39,10 @@ spec:
       action: deny
       destination: {cidrs: [127.0.0.1/32]}
       l7: {paths: ["/admin*"]}
+    - id: rewrite
+      action: transform
+      destination: {cidrs: [127.0.0.1/32]}
+      l7: {paths: ["/echo"], methods: [PUT]}
 """
 
 AGENT = Identity("agent-1", "team", "project", "test")
@@ -61,7 +68,12 @@ def harness_config(**l7: Any) -> Config:
 
 
 @contextlib.asynccontextmanager
-async def running_proxy(**l7: Any) -> AsyncIterator[Harness]:
+async def running_proxy(*, transforms: tuple[Stage, ...] = (), leaves: LeafContexts | None = None,
+                        upstream_tls: ssl.SSLContext | None = None,
+                        tls_upstream: tuple[str, str] | None = None,
+                        **l7: Any) -> AsyncIterator[Harness]:
+    """The proxy on 127.0.0.1; the lab upstream behind it (HTTPS with ``tls_upstream``'s
+    certificate and key files); interception with ``leaves``."""
     config = harness_config(**l7)
     docs = parse_documents({"harness.yaml": POLICY})
     plan = compile_plan(docs, bundle_version=1, guard=Guard.builtin())
@@ -77,8 +89,12 @@ async def running_proxy(**l7: Any) -> AsyncIterator[Harness]:
         quarantined.append(agent)
 
     services = Services(config=config, view=lambda: view, audit=events.append,
-                        quarantine=quarantine, leaves=None, upstream_tls=upstream_context([]))
-    upstream = await start_server(Upstream({"127.0.0.1": "loopback"}), 0, None, "127.0.0.1")
+                        quarantine=quarantine, leaves=leaves,
+                        upstream_tls=upstream_tls or upstream_context([]),
+                        transforms=transforms)
+    server_tls = server_context(*tls_upstream) if tls_upstream else None
+    upstream = await start_server(Upstream({"127.0.0.1": "loopback"}), 0, server_tls,
+                                  "127.0.0.1")
     tasks: set[asyncio.Task[None]] = set()
 
     def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
