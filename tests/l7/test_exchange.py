@@ -156,3 +156,19 @@ def test_the_record_carries_what_the_spec_names() -> None:
     refused = Exchange("req-2", time.time(), origin(), method="GET", status=400,
                        reason="malformed", flags=["malformed"])
     assert request_event(refused, time.time(), "gw").fields["action"] == "deny"
+
+
+def test_a_report_mode_rule_is_recorded_and_the_request_proceeds() -> None:
+    policy = POLICY + """    - {id: would-block, action: deny, enforcement_mode: report, priority: 10,
+       destination: {hosts: [api.openai.com]}, l7: {paths: ["/v1/*"]}}
+"""
+    plan = compile_plan(parse_documents({"p.yaml": policy}), bundle_version=3,
+                        guard=Guard.builtin())
+    d = decide(origin(), AGENT, "api.openai.com", "POST", "/v1/chat/completions", 80, OPENAI,
+               plan, NOW)
+    assert action_for(d, 1).refusal is None  # forwarded
+    assert d.shadow is not None and (d.shadow.action, d.shadow.rule_id) == (Action.DENY,
+                                                                            "would-block")
+    ex = Exchange("r", NOW, origin(), method="POST", identity=AGENT, decision=d, status=200)
+    record = request_event(ex, NOW, "gw").fields
+    assert record["shadow"]["rule_id"] == "would-block" and record["action"] == "inspect"
