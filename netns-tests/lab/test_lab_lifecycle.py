@@ -23,7 +23,9 @@ def test_down_removes_everything_and_is_idempotent(make_lab: MakeLab) -> None:
     pids = lab_pids(lab)
     assert len(pids) >= 2
     assert owned_namespaces(lab.plan) == sorted(lab.plan.namespaces)
-    assert lab_topology.etc_netns_entries(lab.plan) == sorted(lab.plan.agent_namespaces)
+    # resolv.conf for the agents and the gateway (its explicit proxy resolves names).
+    assert lab_topology.etc_netns_entries(lab.plan) == sorted(
+        [*lab.plan.agent_namespaces, lab.plan.gateway_ns])
     lab.down()
     assert_gone(lab.plan, lab.state_dir, pids)
     lab.down()

@@ -154,7 +154,11 @@ def test_bytes_and_echo(running_lab: Lab) -> None:
 def test_exec_passes_the_exit_code_and_the_lab_ca(running_lab: Lab) -> None:
     assert running_lab.exec("a1", ["sh", "-c", "exit 5"]).returncode == 5
     env = run(running_lab, "a1", ["sh", "-c", "echo $SSL_CERT_FILE $CURL_CA_BUNDLE"]).stdout
-    assert env.split() == [str(running_lab.ca_bundle)] * 2
+    # Agents trust the lab CA (its servers) and the gateway CA (intercepted TLS).
+    assert env.split() == [str(running_lab.paths.trust_bundle)] * 2
+    trusted = running_lab.paths.trust_bundle.read_bytes()
+    assert running_lab.ca_bundle.read_bytes() in trusted
+    assert trusted.count(b"BEGIN CERTIFICATE") == 2
 
 
 def test_the_gateway_forwards_and_addresses_are_usable_at_once(running_lab: Lab) -> None:

@@ -94,6 +94,11 @@ class ConnectLoop:
         return before, after
 
 
+# How long before a SIGKILL a decided flow's record may still be unwritten (on a loaded
+# two-core machine the engine can be descheduled between the verdict and the write).
+RECORD_WINDOW_S = 0.2
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_fail_closed_resets_new_flows_at_once_when_the_engine_dies(
     gateway: Gateway, family: int
@@ -201,7 +206,10 @@ def test_fail_open_passes_new_flows_undecided_when_the_engine_dies(
     assert max(a.elapsed for a in after) < AT_ONCE_S
     assert {a.sport for a in after} <= reached
     decided = {e.get("src_port") for e in cursor.events("flow.verdict")}
-    assert {a.sport for a in before} <= decided
+    # The engine lets a packet go, then writes its record: a SIGKILL in between loses the
+    # record of the flow (or two) decided last. Those ended within RECORD_WINDOW_S of the
+    # kill may miss theirs; every earlier one has it.
+    assert {a.sport for a in before if a.ended < sent - RECORD_WINDOW_S} <= decided
     assert not {a.sport for a in after} & decided, "flows were decided with no engine"
 
 
