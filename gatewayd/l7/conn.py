@@ -29,27 +29,44 @@ class Stream(Protocol):
 
 
 class Plain:
-    """A TCP connection (or TLS that asyncio ends, toward an upstream)."""
+    """A TCP connection (or TLS that asyncio ends, toward an upstream).
+
+    What is sent is gathered and written in one go at the next ``drain``, ``recv`` or
+    ``flush`` (a response head and its first bytes are one write, not two): waiting for
+    the peer always sends what it is to answer first."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self._pending: list[bytes] = []
+
+    def flush(self) -> None:
+        """Hand what was sent to the transport (it writes what it can at once)."""
+        if self._pending:
+            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._pending.clear()
+            self.writer.write(data)
 
     async def recv(self) -> bytes:
+        self.flush()
         return await self.reader.read(READ_SIZE)
 
     def send(self, data: bytes) -> None:
-        self.writer.write(data)
+        self._pending.append(data)
 
     async def drain(self) -> None:
+        self.flush()
         await self.writer.drain()
 
     def send_eof(self) -> None:
+        self.flush()
         if self.writer.can_write_eof() and not self.writer.is_closing():
             with contextlib.suppress(OSError, RuntimeError):
                 self.writer.write_eof()
 
     def close(self) -> None:
+        with contextlib.suppress(OSError, RuntimeError):
+            self.flush()
         self.writer.close()
 
     def abort(self) -> None:
