@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import pytest
 
@@ -167,4 +168,50 @@ def test_a_partial_head_is_closed_at_the_header_timeout() -> None:
             assert closed and loop.time() - started < 2.5
             assert h.services.counters.get("header_timeouts") == 1
             writer.close()
+    asyncio.run(run())
+
+
+def test_an_http_1_0_client_gets_a_response_it_can_read() -> None:
+    async def run() -> None:
+        async with running_proxy() as h:
+            got = await exchange(h.port, [f"GET {h.url('/')} HTTP/1.0\r\n\r\n".encode()])
+            assert got.startswith(b"HTTP/1.1 200 ") and b'"name": "loopback"' in got
+    asyncio.run(run())
+
+
+def test_an_upstream_that_refuses_gets_502() -> None:
+    async def run() -> None:
+        async with running_proxy() as h:
+            closed = socket.socket()
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+            closed.close()  # nothing listens there now
+            got = await exchange(h.port, [_get(f"http://127.0.0.1:{port}/")])
+            assert status_codes(got) == [502]
+            event = next(e.fields for e in h.events if e.kind == "http.request")
+            assert "upstream-failed" in event["flags"] and event["status"] == 502
+    asyncio.run(run())
+
+
+def test_an_upstream_that_never_answers_gets_504_at_the_upstream_timeout() -> None:
+    async def run() -> None:
+        async with running_proxy(upstream_timeout=1) as h:
+            held: list[asyncio.StreamWriter] = []
+
+            def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                held.append(writer)  # reads nothing, answers nothing
+
+            server = await asyncio.start_server(silent, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            try:
+                got = await exchange(h.port, [_get(f"http://127.0.0.1:{port}/")])
+            finally:
+                for writer in held:
+                    writer.close()
+                server.close()
+                await server.wait_closed()
+            assert status_codes(got) == [504]
+            assert loop.time() - started < 3
     asyncio.run(run())
