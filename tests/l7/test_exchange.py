@@ -159,9 +159,9 @@ def test_the_record_carries_what_the_spec_names() -> None:
 
 
 def test_a_report_mode_rule_is_recorded_and_the_request_proceeds() -> None:
-    policy = POLICY + """    - {id: would-block, action: deny, enforcement_mode: report, priority: 10,
-       destination: {hosts: [api.openai.com]}, l7: {paths: ["/v1/*"]}}
-"""
+    policy = POLICY + (
+        "    - {id: would-block, action: deny, enforcement_mode: report, priority: 10,\n"
+        "       destination: {hosts: [api.openai.com]}, l7: {paths: [\"/v1/*\"]}}\n")
     plan = compile_plan(parse_documents({"p.yaml": policy}), bundle_version=3,
                         guard=Guard.builtin())
     d = decide(origin(), AGENT, "api.openai.com", "POST", "/v1/chat/completions", 80, OPENAI,
