@@ -22,6 +22,7 @@ typecheck: setup
 bench: setup
 	@$(PY) -m tools.bench.policy
 	@$(PY) -m tools.bench.dataplane
+	@$(PY) -m tools.bench.l7
 
 clean:
 	rm -rf $(VENV) bench-results/*.json .pytest_cache .mypy_cache .ruff_cache
