@@ -58,7 +58,7 @@ PACE_TICK_S = 0.001
 # Paced: the first SLOW_KEPT requests slower than SLOW_S, when they were sent (seconds into
 # the measured window) and how long they took (us): do the slow ones come together?
 SLOW_S = 0.002
-SLOW_KEPT = 500
+SLOW_KEPT = 2000
 
 
 def make_body(size: int = BODY_SIZE) -> bytes:
