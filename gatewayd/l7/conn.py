@@ -17,12 +17,14 @@ import struct
 from typing import Protocol
 
 READ_SIZE = 65536
+# The handshake's own bound is the caller's (l7.header_timeout); this bounds one write.
+HANDSHAKE_DRAIN_S = 30.0
 
 
 class Stream(Protocol):
     async def recv(self) -> bytes: ...
     def send(self, data: bytes) -> None: ...
-    async def drain(self) -> None: ...
+    async def drain(self, timeout_s: float) -> None: ...
     def send_eof(self) -> None: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
@@ -54,9 +56,14 @@ class Plain:
     def send(self, data: bytes) -> None:
         self._pending.append(data)
 
-    async def drain(self) -> None:
+    async def drain(self, timeout_s: float) -> None:
+        """Write what was sent; wait (at most ``timeout_s``: ``TimeoutError``) only while
+        the peer is not reading fast enough."""
         self.flush()
-        await self.writer.drain()
+        if self.writer.transport.get_write_buffer_size() == 0 and not self.writer.is_closing():
+            return  # all written: nothing to wait for (the common case)
+        async with asyncio.timeout(timeout_s):
+            await self.writer.drain()
 
     def send_eof(self) -> None:
         self.flush()
@@ -116,7 +123,7 @@ class TlsServer:
                     raise ConnectionError("the client closed during the TLS handshake") \
                         from None
         self._flush()
-        await self.inner.drain()
+        await self.inner.drain(HANDSHAKE_DRAIN_S)
 
     async def recv(self) -> bytes:
         while True:
@@ -133,8 +140,8 @@ class TlsServer:
         self.tls.write(data)
         self._flush()
 
-    async def drain(self) -> None:
-        await self.inner.drain()
+    async def drain(self, timeout_s: float) -> None:
+        await self.inner.drain(timeout_s)
 
     def send_eof(self) -> None:
         with contextlib.suppress(ssl.SSLError):
@@ -172,8 +179,7 @@ async def splice(a: Stream, b: Stream, idle_s: float) -> tuple[int, int]:
                 last[0] = loop.time()
                 counts[i] += len(data)
                 dst.send(data)
-                async with asyncio.timeout(idle_s):
-                    await dst.drain()
+                await dst.drain(idle_s)
         except (OSError, TimeoutError, ssl.SSLError):
             a.abort()
             b.abort()

@@ -369,8 +369,7 @@ class ClientConnection:
             self.client.send(data)
 
     async def _drain_client(self) -> None:
-        async with asyncio.timeout(self.cfg.idle_timeout):
-            await self.client.drain()
+        await self.client.drain(self.cfg.idle_timeout)
 
     async def _answer(self, h: h11.Connection, ans: Answer) -> None:
         self._send(h, h11.Response(status_code=ans.status, headers=list(ans.headers),
@@ -745,8 +744,7 @@ class ClientConnection:
 
     async def _drain_upstream(self, up: Upstream) -> None:
         try:
-            async with asyncio.timeout(self.cfg.upstream_timeout):
-                await up.stream.drain()
+            await up.stream.drain(self.cfg.upstream_timeout)
         except (OSError, TimeoutError) as exc:
             raise UpstreamError(f"sending the request upstream failed: {exc}") from None
 
