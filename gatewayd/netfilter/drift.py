@@ -21,7 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gatewayd.config import Config
 from gatewayd.netfilter.apply import show_json, xtables_rule_present
+from gatewayd.netfilter.divert import ensure_divert_routes
 from gatewayd.netfilter.errors import NetfilterError
 from gatewayd.netfilter.render import TABLE, Ruleset, XtablesRule
 
@@ -131,6 +133,13 @@ def take_baseline(ruleset: Ruleset) -> Baseline:
     if live is None:
         raise NetfilterError(f"table {TABLE} is not loaded: nothing to take a baseline of")
     return Baseline(live, ruleset.xtables)
+
+
+def check_ruleset_and_routes(baseline: Baseline,
+                             config: Config) -> tuple[Drift | None, list[str]]:
+    """One drift check of everything the engine applied: the ruleset (``check_drift``) and
+    the L7 engine's policy routing (restored at once where missing: what was added)."""
+    return check_drift(baseline), ensure_divert_routes(config)
 
 
 def check_drift(baseline: Baseline) -> Drift | None:

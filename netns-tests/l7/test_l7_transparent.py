@@ -153,3 +153,14 @@ def test_a_websocket_upgrade_is_decided_then_spliced(gateway: L7Gateway) -> None
     admin = gateway.curl("a1", "http://api.openai.com/admin/ws", "-H", "Upgrade: websocket",
                          "-H", "Connection: Upgrade")
     assert admin.status == 403, admin
+
+
+def test_the_divert_routing_is_restored_when_it_goes_missing(gateway: L7Gateway) -> None:
+    cursor = gateway.cursor()
+    removed = gateway.lab.exec("gw", ["ip", "rule", "del", "priority", "215"],
+                               capture_output=True, text=True, timeout=10)
+    assert removed.returncode == 0, removed.stderr
+    event = cursor.wait("ruleset.restored", timeout=6, drift="policy routing")
+    assert any("rule fwmark" in line for line in event["restored"])
+    got = gateway.curl("a1", "http://api.openai.com/")
+    assert got.status == 200, got
