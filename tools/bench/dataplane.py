@@ -77,6 +77,7 @@ from gatewayd.lab.lab import UPSTREAM_PROCESS, Lab
 from gatewayd.lab.plan import DNS_SERVER, UPSTREAM
 from gatewayd.lab.state import load_record
 from gatewayd.netfilter.queuestats import QueueStats, parse_queue_stats
+from tools.bench.pinning import PIN_GATEWAY, PIN_LOAD, PinnedProcesses
 from tools.bench.report import Report, median, percentile
 
 HERE = Path(__file__).resolve().parent
@@ -102,7 +103,6 @@ BULK_INTERVAL_S = 0.5
 PLAIN, ACCEPT_ALL_CFG, CLAWGRESS = "plain", "accept_all", "clawgress"
 # CPUs when pinned: the load generators (agent client, upstream servers) and the gateway's
 # userspace (the accept-all handler or the engine).
-PIN_LOAD, PIN_GATEWAY = 0, 1
 
 POLICY = f"""\
 apiVersion: clawgress.io/v1
@@ -206,7 +206,9 @@ class Round:
     verdicts: int = 0
 
 
-class Bench:
+class Bench(PinnedProcesses):
+    NAME = "dataplane"
+
     def __init__(self, lab: Lab, settings: Settings, workdir: Path) -> None:
         self.lab = lab
         self.s = settings
@@ -280,29 +282,6 @@ class Bench:
         if processes.terminate([(proc.pid, proc.start_time)]):
             raise SystemExit(f"dataplane: the lab upstream (pid {proc.pid}) did not end")
 
-    def cpu(self, role: str) -> int | None:
-        """Pinned (the default): the load generators (the agent's client, the upstream's
-        servers) on the first CPU, the gateway's queue handler or engine on the second, as a
-        gateway host would not share its cores with agents or servers."""
-        if not self.s.pin:
-            return None
-        return PIN_GATEWAY if role == "gw" else PIN_LOAD
-
-    @staticmethod
-    def taskset(cpu: int | None) -> list[str]:
-        return [] if cpu is None else ["taskset", "-c", str(cpu)]
-
-    def _start_ready(self, target: str, argv: list[str],
-                     cpu: int | None) -> subprocess.Popen[str]:
-        proc = self.lab.popen(target, [*self.taskset(cpu), *argv], stdout=subprocess.PIPE,
-                              text=True)
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if line != "ready":
-            proc.kill()
-            proc.wait()
-            raise SystemExit(f"dataplane: {argv[1]} did not start (said {line!r})")
-        return proc
 
     # --- configurations -------------------------------------------------------------------
 

@@ -107,6 +107,7 @@ from gatewayd.lab import processes
 from gatewayd.lab.lab import UPSTREAM_PROCESS, Lab
 from gatewayd.lab.plan import DNS_SERVER, GATEWAY_WORKLOAD
 from gatewayd.lab.state import load_record
+from tools.bench.pinning import PIN_GATEWAY, PIN_LOAD, PinnedProcesses
 from tools.bench.report import RESULTS as RESULTS_DIR
 from tools.bench.report import Report, median, percentile
 
@@ -138,7 +139,6 @@ CONFIGS = (DIRECT, DIRECT_TLS, HAPROXY, L7_PLAIN, L7_TLS, MITM)
 # Each configuration's latency reference (added = configuration minus reference).
 REFERENCE = {HAPROXY: DIRECT, L7_PLAIN: DIRECT, L7_TLS: DIRECT_TLS, MITM: DIRECT}
 SATURATED = (DIRECT, HAPROXY, L7_PLAIN, L7_TLS, MITM)
-PIN_LOAD, PIN_GATEWAY = 0, 1
 
 POLICY = f"""\
 apiVersion: clawgress.io/v1
@@ -249,7 +249,9 @@ class Round:
     paced: dict[str, dict[str, Any]] = field(default_factory=dict)  # l7_plain, direct
 
 
-class Bench:
+class Bench(PinnedProcesses):
+    NAME = "l7"
+
     def __init__(self, lab: Lab, settings: Settings, workdir: Path) -> None:
         self.lab = lab
         self.s = settings
@@ -399,28 +401,6 @@ class Bench:
             time.sleep(0.05)
         raise SystemExit(f"l7: {what} did not listen on port {port} within {timeout:g} s")
 
-    def cpu(self, role: str) -> int | None:
-        """Pinned (the default): the load generators (the agent's client, the upstream's
-        server) on the first CPU, the gateway's engine and proxies on the second."""
-        if not self.s.pin:
-            return None
-        return PIN_GATEWAY if role == "gw" else PIN_LOAD
-
-    @staticmethod
-    def taskset(cpu: int | None) -> list[str]:
-        return [] if cpu is None else ["taskset", "-c", str(cpu)]
-
-    def _start_ready(self, target: str, argv: list[str],
-                     cpu: int | None) -> subprocess.Popen[str]:
-        proc = self.lab.popen(target, [*self.taskset(cpu), *argv], stdout=subprocess.PIPE,
-                              text=True)
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if line != "ready":
-            proc.kill()
-            proc.wait()
-            raise SystemExit(f"l7: {argv[1]} did not start (said {line!r})")
-        return proc
 
     def stop_all(self) -> None:
         for proc in (self.mitm, self.haproxy, self.server):
