@@ -184,9 +184,10 @@ def which_host(origin: Origin, target: Target, identity: Identity, view: View,
     names = view.names.names_for(identity.agent_id, origin.dst_ip.packed, now)
     if target.host in names:
         return target.host, ()
-    if settings.names.sni_mismatch == "flag" or origin.tls == "intercepted":
-        # A TLS connection's SNI was read against the resolved names already; its
-        # Host equals that SNI (the check above is for bound connections).
+    # Not a name the agent resolved to this address (on an intercepted connection: one
+    # whose SNI was missing or did not match either). As for an SNI, the address decides,
+    # unless mismatches are only flagged.
+    if settings.names.sni_mismatch == "flag":
         return target.host, ("host-mismatch",)
     return None, ("host-mismatch",)
 

@@ -107,6 +107,18 @@ def test_the_host_decides_only_when_the_agent_resolved_it_there() -> None:
                                                                          ("host-mismatch",))
 
 
+def test_an_intercepted_connection_without_a_verified_name_is_decided_by_address() -> None:
+    # TLS without an SNI (or with one the agent did not resolve there) was decided by
+    # address: a Host naming another server does not make its requests that server's.
+    unbound = origin(tls="intercepted", dst_port=443)
+    other = read_target("GET", b"/", b"github.com", via="transparent", default_port=443)
+    assert which_host(unbound, other, AGENT, view(), Config(), NOW) == (None,
+                                                                        ("host-mismatch",))
+    flagged = Config.model_validate({"names": {"sni_mismatch": "flag"}})
+    assert which_host(unbound, other, AGENT, view(), flagged, NOW) == ("github.com",
+                                                                       ("host-mismatch",))
+
+
 def test_a_bound_connection_serves_its_name_only() -> None:
     bound = origin(bound="api.openai.com", tls="intercepted", sni="api.openai.com")
     other = read_target("GET", b"/", b"github.com", via="transparent", default_port=443)
