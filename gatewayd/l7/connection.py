@@ -132,6 +132,8 @@ class ClientConnection:
         self.identity: Identity | None = None
         # What the client certificate on a TLS proxy listener asserts, if any.
         self.certificate: Asserted | Refusal | None = None
+        # The connection to the original destination, opened early (``_preconnect``).
+        self._early: tuple[tuple[str, int, str | None], asyncio.Task[Plain]] | None = None
 
     # --- entry points ------------------------------------------------------------------
 
@@ -166,6 +168,7 @@ class ClientConnection:
                 if first[0] == TLS_HANDSHAKE:
                     await self._tls(first)
                 else:
+                    self._preconnect(tls=False)
                     await self._http(first)
             else:
                 await self._http(b"")
@@ -173,9 +176,36 @@ class ClientConnection:
             self.s.count("connections_broken")
             log.debug("connection from %s ended: %s", self.origin.src_ip, exc)
         finally:
+            self._drop_early()
             if self.upstream is not None:
                 self.upstream.close()
             self.client.close()
+
+    def _preconnect(self, *, tls: bool, tls_name: str | None = None) -> None:
+        """Open the connection to the flow's original destination while the client's first
+        request (or its TLS handshake) is still arriving, so the two round trips overlap.
+        The flow's L4 decision already admitted that destination for inspection; a request
+        refused at L7 never sends a byte on it. With ``tls`` (an intercepted connection),
+        TLS to the upstream for ``tls_name`` (its address when there is none)."""
+        ip, port = self.origin.dst_ip, self.origin.dst_port
+        if ip is None or self._early is not None:
+            return
+        key = (ip.compressed, port, tls_name if tls else None)
+        task = asyncio.get_running_loop().create_task(connect(
+            ip.compressed, port, tls=self.s.upstream_tls if tls else None,
+            server_name=tls_name or ip.compressed, timeout_s=self.cfg.connect_timeout))
+        self._early = (key, task)
+
+    def _drop_early(self) -> None:
+        """Close an early connection nobody used."""
+        if self._early is None:
+            return
+        _, task = self._early
+        self._early = None
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled() and task.exception() is None:
+            task.result().close()
 
     async def _first_bytes(self) -> bytes | None:
         try:
@@ -300,6 +330,7 @@ class ClientConnection:
             self._tls_record("tls.decision", fields, now)
             self.plain.abort()
             return
+        self._preconnect(tls=True, tls_name=hello.sni or origin.bound)
         tls = TlsServer(self.plain, context, buffered)
         try:
             async with asyncio.timeout(self.cfg.header_timeout):
@@ -636,6 +667,7 @@ class ClientConnection:
         if buffered[0] == TLS_HANDSHAKE:
             await self._tls(buffered, identity)
         else:
+            self._preconnect(tls=False)
             await self._http(buffered)
 
     # --- forwarding --------------------------------------------------------------------
@@ -649,6 +681,13 @@ class ClientConnection:
                 return self.upstream
             self.upstream.close()
             self.upstream = None
+        if self._early is not None and self._early[0] == key:
+            task = self._early[1]
+            self._early = None
+            self.upstream = Upstream(key, await task)
+            self.s.count("upstream_connections")
+            return self.upstream
+        self._drop_early()
         stream = await connect(ip.compressed, port,
                                tls=self.s.upstream_tls if tls else None,
                                server_name=server_name or ip.compressed,

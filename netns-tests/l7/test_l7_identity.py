@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from l7_support import L7Gateway, json_body
+from verdict_support import RELOAD_S
 
 PROXY_TLS = "https://10.77.0.1:3128"
 ISSUER = "https://issuer.lab"
@@ -103,6 +104,7 @@ def _proxy_args(gateway: L7Gateway, *extra: str) -> list[str]:
 def test_an_api_key_names_an_agent_without_a_lease(gateway: L7Gateway,
                                                    material: Material) -> None:
     key = json.loads(gateway.clawgress("agent", "key", "create", "analyst", "--json"))["api_key"]
+    time.sleep(3 * RELOAD_S)  # the engine picks new keys up at its next reload
     cursor = gateway.cursor()
     got = gateway.curl("a3", "http://api.openai.com/headers",
                        *_proxy_args(gateway, "--proxy-user", f"analyst:{key}"))
