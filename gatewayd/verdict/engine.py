@@ -22,6 +22,7 @@ import gc
 import ipaddress
 import logging
 import multiprocessing
+import os
 import socket
 import time
 import warnings
@@ -75,6 +76,9 @@ log = logging.getLogger("clawgress.engine")
 
 _VERDICT_COUNTERS = {state: f"verdict_{state.name.lower()}" for state in State}
 
+# The drift checker's niceness: the lowest priority.
+DRIFT_CHECK_NICE = 19
+
 # Allocations between young collections (Python's default is 700).
 GC_YOUNG_THRESHOLD = 20_000
 
@@ -86,10 +90,12 @@ POLICY = "policy"
 def drift_checker() -> ProcessPoolExecutor:
     """One worker process for drift checks, forked from a clean server process (never from
     this threaded one), in this process's network namespace, with only the drift checker
-    imported."""
+    imported. It runs at the lowest CPU priority: where the engine shares its core (pinned,
+    or a one-core host) the check waits for idle time instead of taking the engine's."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["gatewayd.netfilter.drift"])
-    return ProcessPoolExecutor(max_workers=1, mp_context=context)
+    return ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=os.nice,
+                               initargs=(DRIFT_CHECK_NICE,))
 
 
 def settle_garbage_collector() -> None:
