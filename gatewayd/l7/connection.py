@@ -43,6 +43,7 @@ from gatewayd.identity import Identity
 from gatewayd.l7.assertions import AssertionSettings
 from gatewayd.l7.conn import Plain, Stream, TlsServer, splice
 from gatewayd.l7.exchange import (
+    Action7,
     Asserted,
     Exchange,
     Origin,
@@ -465,9 +466,6 @@ class ClientConnection:
             return await self._handle(h, req, ex)
         except Refused as refused:
             ans = ex.refused(refused.refusal)
-            if ex.decision is not None and refused.refusal.flag == "quarantine" and \
-                    ex.identity is not None:
-                self.s.quarantine(ex.identity.agent_id, ex.decision)
             self.s.count(f"refused_{refused.refusal.status}")
             return await self._finish_refusal(h, ans)
         except UpstreamError as exc:
@@ -502,6 +500,13 @@ class ClientConnection:
             elif isinstance(event, h11.ConnectionClosed):
                 return False
         return _both_done(h)
+
+    def _refused_by(self, act: Action7, decision: Decision, identity: Identity) -> Refused:
+        """The refusal a decision makes; a ``quarantine`` decision flags the agent too."""
+        assert act.refusal is not None
+        if act.quarantine:
+            self.s.quarantine(identity.agent_id, decision)
+        return Refused(act.refusal)
 
     def _refuse(self, status: int, reason: str, flag: str,
                 decision: Decision | None = None) -> Refused:
@@ -549,7 +554,7 @@ class ClientConnection:
                 first_action = action_for(first_decision, self.cfg.throttle_retry_after)
                 if first_action.refusal is not None:
                     ex.decision = first_decision
-                    raise Refused(first_action.refusal)
+                    raise self._refused_by(first_action, first_decision, who)
             dst_ip = await self._resolve(target, view)
         decision = decide(self.origin, who, host, method, target.path, target.port, dst_ip,
                           view.plan, now)
@@ -557,7 +562,7 @@ class ClientConnection:
         act = action_for(decision, self.cfg.throttle_retry_after)
         ex.flags.extend(act.flags)
         if act.refusal is not None:
-            raise Refused(act.refusal)
+            raise self._refused_by(act, decision, who)
         assert dst_ip is not None
         return await self._forward(h, req, ex, target, dst_ip)
 
@@ -632,16 +637,16 @@ class ClientConnection:
                                                protocol="tcp", layer="l4"), now)
             if state_for(first, l7_available=True) is State.DENY:
                 ex.decision = first
-                raise Refused(action_for(first, self.cfg.throttle_retry_after).refusal
-                              or Refusal(403, first.reason, "denied", first))
+                raise self._refused_by(action_for(first, self.cfg.throttle_retry_after),
+                                       first, identity)
         ip = await self._resolve(target, view)
         decision = view.plan.evaluate(Request(identity=identity, dest_ip=ip, host=host,
                                               port=target.port, protocol="tcp", layer="l4"),
                                       now)
         ex.decision = decision
         if state_for(decision, l7_available=True) is State.DENY:
-            raise Refused(action_for(decision, self.cfg.throttle_retry_after).refusal
-                          or Refusal(403, decision.reason, "denied", decision))
+            raise self._refused_by(action_for(decision, self.cfg.throttle_retry_after),
+                                   decision, identity)
         ex.upstream = f"{ip.compressed}:{target.port}"
         self._send(h, h11.Response(status_code=200, reason=b"Connection established",
                                    headers=[(REQUEST_ID_HEADER, ex.request_id.encode())]))

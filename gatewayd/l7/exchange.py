@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gatewayd.audit import AuditEvent
@@ -294,6 +294,3 @@ def request_event(ex: Exchange, ended: float, gateway: str) -> AuditEvent:
     fields["decision"] = fields["action"]
     return AuditEvent("http.request", ex.started, fields, ex.request_id)
 
-
-def with_reason(decision: Decision, reason: str) -> Decision:
-    return replace(decision, reason=reason)

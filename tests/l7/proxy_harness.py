@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import re
 import ssl
 import time
@@ -147,6 +146,3 @@ def status_codes(response: bytes) -> list[int]:
     """The status code of every response in ``response`` (interim ones included)."""
     return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", response)]
 
-
-def address(text: str) -> ipaddress.IPv4Address:
-    return ipaddress.IPv4Address(text)
