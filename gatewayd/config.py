@@ -386,6 +386,9 @@ class L7Section(_Model):
     def _leaf_within_ca(self) -> L7Section:
         if self.proxy_port == self.transparent_port:
             raise ValueError("l7.proxy_port and l7.transparent_port must differ")
+        if self.identity.client_ca_files and not self.proxy_tls:
+            raise ValueError("l7.identity.client_ca_files asks for client certificates, which"
+                             " need TLS on the proxy: set l7.proxy_tls: true")
         if self.leaf_ttl > MAX_LEAF_TTL:
             raise ValueError(
                 f"l7.leaf_ttl is longer than {MAX_LEAF_TTL // 86400}d: TLS clients refuse"

@@ -203,6 +203,8 @@ def test_l7_configuration(run_cli: RunCli, tmp_path: Path, expect_error: ExpectE
                           ("l7: {leaf_cache_size: 0}", "l7.leaf_cache_size"),
                           ("l7: {leaf_ttl: soon}", "l7.leaf_ttl"),
                           ("l7: {proxy_port: 15001}", "must differ"),
+                          ("l7: {identity: {client_ca_files: [ca.pem],"
+                           " spiffe_trust_domains: [lab.test]}}", "l7.proxy_tls: true"),
                           ("l7: {body_over_limit: drop}", "l7.body_over_limit"),
                           ("l7: {header_timeout: 0}", "l7.header_timeout")):
         cfg.write_text(bad + "\n", encoding="utf-8")

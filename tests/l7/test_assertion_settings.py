@@ -67,6 +67,7 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
     identity = config(
         """
         l7:
+          proxy_tls: true
           identity:
             jwt_issuers:
               - issuer: https://idp.example
