@@ -165,10 +165,11 @@ def test_the_corpus_replays_cleanly(proxy: Proxy, path: Path) -> None:
 
 
 def test_the_fuzzing_reached_the_pipeline(proxy: Proxy) -> None:
-    # Runs after the tests above (file order): most inputs were requests the engine read,
-    # and some went all the way upstream.
+    # Runs after the tests above (file order): of the 300 mutated inputs (and the corpus),
+    # many were requests the engine read and some went all the way upstream; the rest it
+    # refused as malformed. (Loose bounds: the mutations are random.)
     assert proxy.harness is not None
     counters = proxy.harness.services.counters
-    assert counters.get("requests", 0) > 100, counters
-    assert counters.get("upstream_connections", 0) > 10, counters
-    assert counters.get("requests_malformed", 0) > 10, counters
+    assert counters.get("requests", 0) > 30, counters
+    assert counters.get("upstream_connections", 0) > 5, counters
+    assert counters.get("requests_malformed", 0) > 30, counters
