@@ -77,7 +77,7 @@ from gatewayd.lab.lab import UPSTREAM_PROCESS, Lab
 from gatewayd.lab.plan import DNS_SERVER, UPSTREAM
 from gatewayd.lab.state import load_record
 from gatewayd.netfilter.queuestats import QueueStats, parse_queue_stats
-from tools.bench.pinning import PIN_GATEWAY, PIN_LOAD, PinnedProcesses
+from tools.bench.lab_bench import PIN_GATEWAY, PIN_LOAD, LabBench, interrupt_on_sigterm
 from tools.bench.report import Report, median, percentile
 
 HERE = Path(__file__).resolve().parent
@@ -206,15 +206,12 @@ class Round:
     verdicts: int = 0
 
 
-class Bench(PinnedProcesses):
+class Bench(LabBench):
     NAME = "dataplane"
+    s: Settings
 
     def __init__(self, lab: Lab, settings: Settings, workdir: Path) -> None:
-        self.lab = lab
-        self.s = settings
-        self.workdir = workdir
-        self.python = lab.python
-        self.cli = [self.python, "-m", "gatewayd", "--config", str(lab.config_path)]
+        super().__init__(lab, settings, workdir)
         self.server: subprocess.Popen[str] | None = None
         self.tls_server: subprocess.Popen[str] | None = None
         self.tls_address = str(lab.addresses[TLS_NAME].v4)
@@ -223,40 +220,19 @@ class Bench(PinnedProcesses):
         self.rounds: list[Round] = []
         self.errors: dict[str, int] = {}
         self.startup_s: list[float] = []
-        self.audit = lab.state_dir / "audit.log"
         self.completed = 0  # connects completed since the last reset of this counter
 
     # --- set-up ---------------------------------------------------------------------------
-
-    def clawgress(self, *args: str) -> str:
-        done = subprocess.run([*self.cli, *args], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"dataplane: clawgress {' '.join(args)} failed:"
-                             f" {(done.stdout + done.stderr).strip()}")
-        return done.stdout
 
     def setup(self) -> None:
         lab = self.lab
         # Raise the flood limits: the benchmark's one agent opens thousands of flows a
         # second on purpose. The shared budget of unleased sources too: with the accept-all
         # handler no engine fills the ruleset's set of leased sources.
-        path = lab.config_path
-        data = yaml.safe_load(path.read_text())
-        data.setdefault("dataplane", {}).update(
-            {"new_flow_rate": BENCH_FLOW_RATE, "new_flow_burst": BENCH_FLOW_BURST,
-             "unleased_flow_rate": BENCH_FLOW_RATE, "unleased_flow_burst": BENCH_FLOW_BURST})
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        agent = lab.agent_address(1)
-        self.clawgress("agent", "add", AGENT, "--team", "bench", "--project", "dataplane",
-                       "--env", "lab")
-        self.clawgress("lease", "grant", str(agent.v4), "--agent", AGENT, "--ttl", "1d")
-        policy_dir = self.workdir / "policy"
-        policy_dir.mkdir()
-        (policy_dir / "bench.yaml").write_text(POLICY)
-        bundle = self.workdir / "bench-policy.tgz"
-        self.clawgress("policy", "bundle", str(policy_dir), "-o", str(bundle), "--version", "1")
-        self.clawgress("policy", "sign", str(bundle), "--key", str(lab.signing_key))
-        self.clawgress("policy", "publish", str(bundle))
+        self.set_dataplane(new_flow_rate=BENCH_FLOW_RATE, new_flow_burst=BENCH_FLOW_BURST,
+                           unleased_flow_rate=BENCH_FLOW_RATE,
+                           unleased_flow_burst=BENCH_FLOW_BURST)
+        self.publish_agent_policy(AGENT, "dataplane", POLICY)
         # Ephemeral ports: a saturation run opens tens of thousands of flows.
         lab.exec("a1", ["sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65000"],
                  check=True)
@@ -300,51 +276,19 @@ class Bench(PinnedProcesses):
 
     def to_clawgress(self) -> None:
         self._stop_handler()
-        audit = self.lab.state_dir / "audit.log"
-        offset = audit.stat().st_size if audit.exists() else 0
-        pid = self.lab.start_engine()  # applies the ruleset itself
-        cpu = self.cpu("gw")
-        if cpu is not None:
-            subprocess.run(["taskset", "-a", "-p", "-c", str(cpu), str(pid)], check=True,
-                           stdout=subprocess.DEVNULL)
         # The engine has bound its queues; it audits engine.started once its start-up sweep
         # of the conntrack table is done. Measure from then on (see the notes).
-        t0 = time.monotonic()
-        self.startup_s.append(self._wait_audited(audit, offset, "engine.started") - t0)
-
-    @staticmethod
-    def _wait_audited(audit: Path, offset: int, kind: str, timeout: float = 30.0) -> float:
-        deadline = time.monotonic() + timeout
-        needle = f'"{kind}"'.encode()
-        while time.monotonic() < deadline:
-            if audit.exists():
-                with audit.open("rb") as f:
-                    f.seek(offset)
-                    if needle in f.read():
-                        return time.monotonic()
-            time.sleep(0.01)
-        raise SystemExit(f"dataplane: the engine did not audit {kind} within {timeout:g} s")
+        _, _, waited = self.start_engine()
+        self.startup_s.append(waited)
 
     def _stop_handler(self) -> None:
-        if self.handler is not None:
-            self.handler.terminate()
-            try:
-                self.handler.wait(5)
-            except subprocess.TimeoutExpired:
-                self.handler.kill()
-                self.handler.wait()
-            self.handler = None
+        self.stop_process(self.handler)
+        self.handler = None
 
     def stop_all(self) -> None:
         self._stop_handler()
         for proc in (self.server, self.tls_server, self.iperf):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            self.stop_process(proc)
 
     # --- measurements ---------------------------------------------------------------------
 
@@ -676,17 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     pin = not args.no_pin and {PIN_LOAD, PIN_GATEWAY} <= os.sched_getaffinity(0)
     settings = Settings.of(args.quick, pin)
 
-    main_pid = os.getpid()
-
-    def terminated(signum: int, frame: object) -> None:
-        if os.getpid() != main_pid:
-            # A forked helper (pyroute2 forks to enter namespaces): die as by default.
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise KeyboardInterrupt  # tear the lab down (the finally below)
-
-    signal.signal(signal.SIGTERM, terminated)
+    interrupt_on_sigterm()  # tear the lab down (the finally below)
     workdir = Path(tempfile.mkdtemp(prefix="clawgress-bench-dataplane-"))
     lab = Lab(f"cgdp{os.getpid()}", workdir / "lab", agents=1)
     bench = Bench(lab, settings, workdir)

@@ -101,13 +101,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gatewayd.lab import processes
 from gatewayd.lab.lab import UPSTREAM_PROCESS, Lab
 from gatewayd.lab.plan import DNS_SERVER, GATEWAY_WORKLOAD
 from gatewayd.lab.state import load_record
-from tools.bench.pinning import PIN_GATEWAY, PIN_LOAD, PinnedProcesses
+from tools.bench.lab_bench import PIN_GATEWAY, PIN_LOAD, LabBench, interrupt_on_sigterm
 from tools.bench.report import RESULTS as RESULTS_DIR
 from tools.bench.report import Report, median, percentile
 
@@ -249,15 +247,12 @@ class Round:
     paced: dict[str, dict[str, Any]] = field(default_factory=dict)  # l7_plain, direct
 
 
-class Bench(PinnedProcesses):
+class Bench(LabBench):
     NAME = "l7"
+    s: Settings
 
     def __init__(self, lab: Lab, settings: Settings, workdir: Path) -> None:
-        self.lab = lab
-        self.s = settings
-        self.workdir = workdir
-        self.python = lab.python
-        self.cli = [self.python, "-m", "gatewayd", "--config", str(lab.config_path)]
+        super().__init__(lab, settings, workdir)
         self.server_address = str(lab.addresses[SERVER_NAME].v4)
         self.server: subprocess.Popen[str] | None = None
         self.haproxy: subprocess.Popen[str] | None = None
@@ -265,7 +260,6 @@ class Bench(PinnedProcesses):
         self.engine_pid: int | None = None
         self.rounds: list[Round] = []
         self.errors: dict[str, dict[str, int]] = {}
-        self.audit = lab.state_dir / "audit.log"
         self.setup_notes: list[str] = []
         self.versions: dict[str, str] = {}
         self.odd: dict[str, int] = {}  # audit mismatches, described
@@ -274,32 +268,11 @@ class Bench(PinnedProcesses):
 
     # --- set-up ---------------------------------------------------------------------------
 
-    def clawgress(self, *args: str) -> str:
-        done = subprocess.run([*self.cli, *args], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"l7: clawgress {' '.join(args)} failed:"
-                             f" {(done.stdout + done.stderr).strip()}")
-        return done.stdout
-
     def setup(self) -> None:
         lab = self.lab
-        path = lab.config_path
-        data = yaml.safe_load(path.read_text())
-        data.setdefault("dataplane", {}).update(
-            {"new_flow_rate": BENCH_FLOW_RATE, "new_flow_burst": BENCH_FLOW_BURST})
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        agent = lab.agent_address(1)
-        self.clawgress("agent", "add", AGENT, "--team", "bench", "--project", "l7",
-                       "--env", "lab")
-        self.clawgress("lease", "grant", str(agent.v4), "--agent", AGENT, "--ttl", "1d")
-        policy_dir = self.workdir / "policy"
-        policy_dir.mkdir()
-        (policy_dir / "bench.yaml").write_text(
-            POLICY.replace("SERVER_ADDRESS", self.server_address))
-        bundle = self.workdir / "bench-policy.tgz"
-        self.clawgress("policy", "bundle", str(policy_dir), "-o", str(bundle), "--version", "1")
-        self.clawgress("policy", "sign", str(bundle), "--key", str(lab.signing_key))
-        self.clawgress("policy", "publish", str(bundle))
+        self.set_dataplane(new_flow_rate=BENCH_FLOW_RATE, new_flow_burst=BENCH_FLOW_BURST)
+        self.publish_agent_policy(AGENT, "l7",
+                                  POLICY.replace("SERVER_ADDRESS", self.server_address))
         for ns in ("a1", "gw"):
             # Ephemeral ports: thousands of new connections (and the proxies' upstream
             # connections, closed by them, wait in TIME_WAIT in the gateway).
@@ -328,33 +301,11 @@ class Bench(PinnedProcesses):
             raise SystemExit(f"l7: the lab upstream (pid {proc.pid}) did not end")
 
     def _start_engine(self) -> None:
-        offset = self.audit.stat().st_size if self.audit.exists() else 0
-        pid = self.lab.start_engine()  # applies the ruleset itself
-        cpu = self.cpu("gw")
-        if cpu is not None:
-            subprocess.run(["taskset", "-a", "-p", "-c", str(cpu), str(pid)], check=True,
-                           stdout=subprocess.DEVNULL)
-        self._wait_audited(offset, "engine.started")
-        text = self._audit_since(offset)
-        if '"l7.started"' not in text:
+        pid, offset, _ = self.start_engine()
+        if '"l7.started"' not in self.audit_since(offset):
             raise SystemExit("l7: the engine did not start its L7 listeners (see"
                              f" {self.lab.paths.log('engine')})")
         self.engine_pid = pid
-
-    def _wait_audited(self, offset: int, kind: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if f'"{kind}"' in self._audit_since(offset):
-                return
-            time.sleep(0.02)
-        raise SystemExit(f"l7: the engine did not audit {kind} within {timeout:g} s")
-
-    def _audit_since(self, offset: int) -> str:
-        if not self.audit.exists():
-            return ""
-        with self.audit.open("rb") as f:
-            f.seek(offset)
-            return f.read().decode("utf-8", "replace")
 
     def _start_haproxy(self) -> None:
         haproxy = shutil.which("haproxy")
@@ -404,13 +355,7 @@ class Bench(PinnedProcesses):
 
     def stop_all(self) -> None:
         for proc in (self.mitm, self.haproxy, self.server):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            self.stop_process(proc)
 
     # --- measurements ---------------------------------------------------------------------
 
@@ -914,17 +859,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_notes = [note for note in (ensure_haproxy(), ensure_mitmproxy(sys.executable))
                    if note is not None]
 
-    main_pid = os.getpid()
-
-    def terminated(signum: int, frame: object) -> None:
-        if os.getpid() != main_pid:
-            # A forked helper (pyroute2 forks to enter namespaces): die as by default.
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise KeyboardInterrupt  # tear the lab down (the finally below)
-
-    signal.signal(signal.SIGTERM, terminated)
+    interrupt_on_sigterm()  # tear the lab down (the finally below)
     workdir = Path(tempfile.mkdtemp(prefix="clawgress-bench-l7-"))
     lab = Lab(f"cgl7{os.getpid()}", workdir / "lab", agents=1)
     bench = Bench(lab, settings, workdir)
