@@ -9,7 +9,6 @@ import itertools
 import json
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from gatewayd.lab.upstream import (
     start_servers,
     start_udp_echo,
 )
+from tests.lab.background import background
 
 NAME = "api.openai.com"
 
@@ -48,42 +48,19 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     (folder / "cert.pem").write_bytes(pki.server_cert_pem)
     (folder / "key.pem").write_bytes(pki.server_key_pem)
     tls = server_context(str(folder / "cert.pem"), str(folder / "key.pem"))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     upstream = Upstream({"127.0.0.1": NAME})
-    http_server, https_server = asyncio.run_coroutine_threadsafe(
-        start_servers(upstream, tls, 0, 0, host="127.0.0.1"), loop
-    ).result(10)
-    alt_http = asyncio.run_coroutine_threadsafe(
-        start_server(upstream, 0, None, host="127.0.0.1"), loop
-    ).result(10)
-    alt_https = asyncio.run_coroutine_threadsafe(
-        start_server(upstream, 0, tls, host="127.0.0.1"), loop
-    ).result(10)
     client_tls = ssl.create_default_context(cadata=pki.ca_cert_pem.decode())
-    try:
+    with background() as bg:
+        http_server, https_server = bg.run(start_servers(upstream, tls, 0, 0,
+                                                         host="127.0.0.1"))
+        bg.servers += [http_server, https_server]
         yield Running(
             http_server.sockets[0].getsockname()[1],
             https_server.sockets[0].getsockname()[1],
             client_tls,
-            alt_http.sockets[0].getsockname()[1],
-            alt_https.sockets[0].getsockname()[1],
+            bg.serve(start_server(upstream, 0, None, host="127.0.0.1")),
+            bg.serve(start_server(upstream, 0, tls, host="127.0.0.1")),
         )
-    finally:
-        async def stop() -> None:
-            for server in (http_server, https_server, alt_http, alt_https):
-                server.close()
-                await server.wait_closed()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def _get(conn: http.client.HTTPConnection, path: str) -> tuple[http.client.HTTPResponse, bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +29,7 @@ from gatewayd.lab.upstream_http import (
     route,
     split_words,
 )
+from tests.lab.background import background
 
 SERVED = Served("https", "10.78.0.10", 443, "10.77.0.11", 40000)
 NAMES = {"10.78.0.10": "api.openai.com"}
@@ -401,27 +401,8 @@ def test_event_stream_framing() -> None:
 @pytest.fixture
 def port() -> Iterator[int]:
     """An upstream on an ephemeral loopback port, in a thread, stopped after the test."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    server = asyncio.run_coroutine_threadsafe(
-        start_server(Upstream({}), 0, None, host="127.0.0.1"), loop
-    ).result(10)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        async def stop() -> None:
-            server.close()
-            await server.wait_closed()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with background() as bg:
+        yield bg.serve(start_server(Upstream({}), 0, None, host="127.0.0.1"))
 
 
 @pytest.fixture
