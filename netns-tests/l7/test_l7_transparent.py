@@ -7,7 +7,6 @@ import pytest
 from l7_support import L7Gateway, json_body
 from verdict_net import wait_for
 
-
 FAMILIES = (4, 6)
 
 
