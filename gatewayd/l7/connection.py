@@ -52,6 +52,7 @@ from gatewayd.l7.exchange import (
     action_for,
     certificate_assertion,
     decide,
+    decide_flow,
     proxy_assertion,
     request_event,
     which_host,
@@ -64,7 +65,7 @@ from gatewayd.l7.transform import Stage, StageError, rewrite
 from gatewayd.l7.upstream import Upstream, UpstreamError, connect
 from gatewayd.netfilter.marks import State
 from gatewayd.packets import ClientHello, ja4, parse_client_hello
-from gatewayd.policy import Action, Decision, Request
+from gatewayd.policy import Action, Decision
 from gatewayd.verdict.hello import by_hello
 from gatewayd.verdict.verdicts import state_for
 
@@ -277,9 +278,7 @@ class ClientConnection:
         dst_ip = origin.dst_ip
 
         def evaluate(host: str | None, sni: str | None = None) -> Decision:
-            return view.plan.evaluate(Request(identity=identity, dest_ip=dst_ip, host=host,
-                                              port=origin.dst_port, protocol="tcp",
-                                              layer="l4", sni=sni), now)
+            return decide_flow(identity, host, origin.dst_port, dst_ip, view.plan, now, sni)
 
         flags: list[str] = []
         decision, host = by_hello(hello, names, evaluate, flags, self.s.config.names,
@@ -633,16 +632,13 @@ class ClientConnection:
             raise self._refuse(405, "CONNECT inside a tunnel", "malformed")
         host = None if target.is_address else target.host
         if host is not None:
-            first = view.plan.evaluate(Request(identity=identity, host=host, port=target.port,
-                                               protocol="tcp", layer="l4"), now)
+            first = decide_flow(identity, host, target.port, None, view.plan, now)
             if state_for(first, l7_available=True) is State.DENY:
                 ex.decision = first
                 raise self._refused_by(action_for(first, self.cfg.throttle_retry_after),
                                        first, identity)
         ip = await self._resolve(target, view)
-        decision = view.plan.evaluate(Request(identity=identity, dest_ip=ip, host=host,
-                                              port=target.port, protocol="tcp", layer="l4"),
-                                      now)
+        decision = decide_flow(identity, host, target.port, ip, view.plan, now)
         ex.decision = decision
         if state_for(decision, l7_available=True) is State.DENY:
             raise self._refused_by(action_for(decision, self.cfg.throttle_retry_after),

@@ -201,6 +201,14 @@ def decide(origin: Origin, identity: Identity, host: str | None, method: str, pa
     ), now)
 
 
+def decide_flow(identity: Identity, host: str | None, port: int, dst_ip: IPAddress | None,
+                plan: Plan, now: float, sni: str | None = None) -> Decision:
+    """The policy's decision on a connection before any request is read (a ``CONNECT``,
+    a TLS connection by its ClientHello): as at L4, by host, address and port."""
+    return plan.evaluate(Request(identity=identity, dest_ip=dst_ip, host=host, port=port,
+                                 protocol="tcp", layer="l4", sni=sni), now)
+
+
 @dataclass(frozen=True, slots=True)
 class Action7:
     """What a decision does to one request: forward it (``refusal`` is ``None``) or answer
