@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +23,7 @@ sys.path.insert(0, str(HERE.parent / "verdict"))
 from verdict_net import CurlResult, curl  # noqa: E402
 from verdict_support import Gateway, gateway_lab  # noqa: E402
 
+OPENAI_V4 = "10.78.0.10"  # api.openai.com's lab address
 PROXY = {4: "http://10.77.0.1:3128", 6: "http://[fd77::1]:3128"}
 
 
@@ -35,6 +38,18 @@ class L7Gateway(Gateway):
 
     def curl(self, agent: str, url: str, *args: str, timeout: float = 10.0) -> CurlResult:
         return curl(self.lab, agent, url, *args, timeout=timeout)
+
+    @contextlib.contextmanager
+    def diverted(self, port: int) -> Iterator[socket.socket]:
+        """A raw socket from a1 to api.openai.com's IPv4 address on ``port``, a flow the
+        L7 engine gets: a1 resolves (and uses) the name first, so the address is decided
+        by it, which policy inspects."""
+        scheme = "https" if port == 443 else "http"
+        assert self.curl("a1", f"{scheme}://api.openai.com/", "-4").status == 200
+        with self.ns("a1").socket() as sock:
+            sock.settimeout(5)
+            sock.connect((OPENAI_V4, port))
+            yield sock
 
 
 def json_body(result: CurlResult) -> dict[str, Any]:

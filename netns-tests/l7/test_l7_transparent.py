@@ -121,12 +121,8 @@ def test_quarantine_denies_the_agent_until_released(gateway: L7Gateway) -> None:
 
 
 def test_a_websocket_upgrade_is_decided_then_spliced(gateway: L7Gateway) -> None:
-    # Resolve the name first (as any client does), so the flow is decided by it.
-    assert gateway.curl("a1", "http://api.openai.com/", "-4").status == 200
     cursor = gateway.cursor()
-    with gateway.ns("a1").socket() as sock:
-        sock.settimeout(5)
-        sock.connect(("10.78.0.10", 80))
+    with gateway.diverted(80) as sock:
         sock.sendall(b"GET /ws HTTP/1.1\r\nHost: api.openai.com\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      b"Sec-WebSocket-Version: 13\r\n\r\n")
