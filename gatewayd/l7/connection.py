@@ -58,6 +58,7 @@ from gatewayd.l7.exchange import (
     which_host,
     who_sent,
 )
+from gatewayd.l7.inspection import Findings, Inspection, InspectionError, look
 from gatewayd.l7.interception import LeafContexts
 from gatewayd.l7.responses import REQUEST_ID_HEADER, Answer, answer
 from gatewayd.l7.target import Target, TargetError, read_target
@@ -73,6 +74,8 @@ log = logging.getLogger("clawgress.l7")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 TLS_HANDSHAKE = 0x16
+# A request body read before it goes on: its parts, and whether that is all of it.
+Body = tuple[list[bytes], bool]
 # A refused request's body is read (and thrown away) up to this much, so the connection
 # can serve the next request; beyond it the connection is closed.
 DRAIN_LIMIT = 64 * 1024
@@ -110,6 +113,9 @@ class Services:
     assertions: AssertionSettings = field(default_factory=AssertionSettings)
     # The body-rewrite stages a `transform` decision runs, in order.
     transforms: tuple[Stage, ...] = ()
+    # What looks at a request's body before it is decided (the AI protocol analyzer, DLP);
+    # with none, requests are decided by their head and their bodies stream through.
+    inspections: tuple[Inspection, ...] = ()
     counters: dict[str, int] = field(default_factory=dict)
 
     def count(self, name: str, n: int = 1) -> None:
@@ -543,27 +549,44 @@ class ClientConnection:
         ex.flags.extend(flags)
         if method == "CONNECT":
             return await self._connect(h, req, ex, target, who, view)
+        body: Body | None = None
+        if self.s.inspections:
+            # What the body says is part of the decision: read it first.
+            body = await self._read_body(h, ex)
+            ex.found = self._look(ex, target, req, body)
+        found = ex.found
         dst_ip = self.origin.dst_ip
         if via == "proxy" and not self.origin.bound:
             # The proxy connects by name: decide by the name first (a denied host is not
             # even resolved), then by the address it resolves to.
             if not target.is_address:
                 first_decision = decide(self.origin, who, host, method, target.path,
-                                        target.port, None, view.plan, now)
+                                        target.port, None, view.plan, now, found)
                 first_action = action_for(first_decision, self.cfg.throttle_retry_after)
                 if first_action.refusal is not None:
                     ex.decision = first_decision
                     raise self._refused_by(first_action, first_decision, who)
             dst_ip = await self._resolve(target, view)
         decision = decide(self.origin, who, host, method, target.path, target.port, dst_ip,
-                          view.plan, now)
+                          view.plan, now, found)
         ex.decision = decision
         act = action_for(decision, self.cfg.throttle_retry_after)
         ex.flags.extend(act.flags)
         if act.refusal is not None:
             raise self._refused_by(act, decision, who)
         assert dst_ip is not None
-        return await self._forward(h, req, ex, target, dst_ip)
+        return await self._forward(h, req, ex, target, dst_ip, body)
+
+    def _look(self, ex: Exchange, target: Target, req: h11.Request, body: Body) -> Findings:
+        """What the inspections find in the request (refused when one of them fails)."""
+        parts, whole = body
+        try:
+            return look(self.s.inspections, ex.method, target, list(req.headers),
+                        b"".join(parts), whole)
+        except InspectionError as exc:
+            self.s.count("inspections_failed")
+            raise self._refuse(403, f"the request could not be inspected: {exc}",
+                               "inspection-failed") from None
 
     def _who(self, view: View, auth: bytes | None, ex: Exchange) -> Identity:
         """Who the request is decided for: the connection's identity once it is settled
@@ -697,7 +720,23 @@ class ClientConnection:
         self.s.count("upstream_connections")
         return self.upstream
 
-    async def _body(self, h: h11.Connection, ex: Exchange) -> tuple[list[bytes], bool]:
+    async def _read_body(self, h: h11.Connection, ex: Exchange) -> Body:
+        """The request body up to the inspect limit, and whether it is all there; above the
+        limit, ``l7.body_over_limit`` says whether the request is refused (413) or goes on
+        with the rest unread here (flagged ``body-uninspected``)."""
+        try:
+            parts, whole = await self._body(h, ex)
+        except h11.RemoteProtocolError as exc:
+            raise self._refuse(400, f"malformed request body: {exc}", "malformed") from None
+        if not whole:
+            if self.cfg.body_over_limit == "deny":
+                raise self._refuse(413, f"the request body is over"
+                                   f" {self.cfg.inspect_body_bytes} bytes, the most this"
+                                   " gateway inspects", "body-over-limit")
+            ex.flags.append("body-uninspected")
+        return parts, whole
+
+    async def _body(self, h: h11.Connection, ex: Exchange) -> Body:
         """The request body read before deciding on it, up to the inspect limit, and whether
         it is all there."""
         if h.client_is_waiting_for_100_continue:
@@ -719,17 +758,8 @@ class ClientConnection:
         return parts, True
 
     async def _forward(self, h: h11.Connection, req: h11.Request, ex: Exchange,
-                       target: Target, ip: IPAddress) -> bool:
-        try:
-            parts, whole = await self._body(h, ex)
-        except h11.RemoteProtocolError as exc:
-            raise self._refuse(400, f"malformed request body: {exc}", "malformed") from None
-        if not whole:
-            if self.cfg.body_over_limit == "deny":
-                raise self._refuse(413, f"the request body is over"
-                                   f" {self.cfg.inspect_body_bytes} bytes, the most this"
-                                   " gateway inspects", "body-over-limit")
-            ex.flags.append("body-uninspected")
+                       target: Target, ip: IPAddress, body: Body | None) -> bool:
+        parts, whole = body if body is not None else await self._read_body(h, ex)
         upgrade = _websocket(req)
         if upgrade:
             ex.flags.append("websocket")

@@ -12,7 +12,8 @@ The L7 engine's IO shell reads a request head and asks this module, in order:
   request for another gets 421. On a transparent connection, the ``Host`` decides when the
   agent resolved it to the address it connected to; otherwise the request is decided by
   address and flagged ``host-mismatch`` (as for an SNI, ``names.sni_mismatch``).
-* ``decide`` — the policy's decision at L7 (method, path, host, port, address).
+* ``decide`` — the policy's decision at L7 (method, path, host, port, address, and what
+  the request's body says when the policy reads it: ``gatewayd.l7.inspection``).
 * ``action_for`` — what the decision does to the request: forward it, or answer in place
   of the upstream (403, 429), and whether the agent is to be quarantined.
 * ``request_event`` — its one audit record, once the response is done.
@@ -38,6 +39,7 @@ from gatewayd.l7.assertions import (
     verify_client_certificate,
     verify_proxy_authorization,
 )
+from gatewayd.l7.inspection import NOTHING, Findings
 from gatewayd.l7.responses import Answer, answer
 from gatewayd.l7.target import Target
 from gatewayd.policy import Action, Decision, Plan, Request
@@ -193,11 +195,14 @@ def which_host(origin: Origin, target: Target, identity: Identity, view: View,
 
 
 def decide(origin: Origin, identity: Identity, host: str | None, method: str, path: str,
-           port: int, dst_ip: IPAddress | None, plan: Plan, now: float) -> Decision:
-    """The policy's decision on one request."""
+           port: int, dst_ip: IPAddress | None, plan: Plan, now: float,
+           found: Findings = NOTHING) -> Decision:
+    """The policy's decision on one request (with what its body says, when it was read)."""
     return plan.evaluate(Request(
         identity=identity, dest_ip=dst_ip, host=host, port=port, protocol="tcp",
-        layer="l7", sni=origin.sni, method=method, path=path,
+        layer="l7", sni=origin.sni, method=method, path=path, provider=found.provider,
+        model=found.model, tools=found.tools, dlp_classes=found.dlp_classes,
+        token_estimate=found.token_estimate,
     ), now)
 
 
@@ -252,6 +257,7 @@ class Exchange:
     flags: list[str] = field(default_factory=list)
     reason: str | None = None
     upstream: str | None = None
+    found: Findings = NOTHING
 
     def refused(self, refusal: Refusal) -> Answer:
         self.status = refusal.status
@@ -287,6 +293,7 @@ def request_event(ex: Exchange, ended: float, gateway: str) -> AuditEvent:
     }
     if ex.upstream is not None:
         fields["upstream"] = ex.upstream
+    fields.update(ex.found.record)
     ident = ex.identity
     fields.update(ident.as_dict() if ident is not None else {"agent_id": None})
     d = ex.decision

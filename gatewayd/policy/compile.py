@@ -162,4 +162,5 @@ def compile_plan(
         networks=tuple(dict.fromkeys(n for r in rules for n in r.destination.cidrs)),
         uses_names=any(r.destination.hosts for r in rules),
         sends_to_l7=any(c.action in L7_ACTIONS or c.has_l7 for c in compiled_rules),
+        reads_body=any(c.reads_body for c in compiled_rules),
     )

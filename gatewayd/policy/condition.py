@@ -82,6 +82,16 @@ L7_FIELDS = frozenset({
     "request.token_estimate",
 })
 
+# The request fields filled from the request's body (the AI protocol analyzer and DLP): a
+# policy that reads one has the L7 engine read a body before it decides.
+BODY_FIELDS = frozenset({
+    "request.provider",
+    "request.model",
+    "request.tools",
+    "request.dlp_classes",
+    "request.token_estimate",
+})
+
 
 class ConditionError(ClawgressError):
     """A condition could not be evaluated; ``str(err)`` is one line."""
@@ -100,6 +110,11 @@ class Condition:
     def needs_l7(self) -> bool:
         """Whether the expression reads a field only the L7 engine fills."""
         return not self.fields.isdisjoint(L7_FIELDS)
+
+    @property
+    def reads_body(self) -> bool:
+        """Whether the expression reads a field filled from the request's body."""
+        return not self.fields.isdisjoint(BODY_FIELDS)
 
     def evaluate(self, activation: Mapping[str, Any]) -> bool:
         """The condition's value; raises ``ConditionError`` if it has none."""

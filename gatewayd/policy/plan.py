@@ -70,6 +70,7 @@ class Plan:
         networks: tuple[Network, ...] = (),
         uses_names: bool = False,
         sends_to_l7: bool = False,
+        reads_body: bool = False,
     ) -> None:
         self.memo_size = memo_size
         # Every CIDR a rule names, and whether any rule names a host: the data plane
@@ -79,6 +80,9 @@ class Plan:
         # Whether any rule can send a flow to the L7 engine (inspect, throttle, transform,
         # or L7 conditions): the data plane then lets the L7 engine read TLS names.
         self.sends_to_l7 = sends_to_l7
+        # Whether any rule needs what a request's body says (provider, model, tools, token
+        # estimate, DLP classes): the L7 engine then reads the body before it decides.
+        self.reads_body = reads_body
         # The CIDRs that lie inside a guarded or private range: only these let a DNS
         # answer point there.
         self._named_inside = tuple(

@@ -40,6 +40,10 @@ class Outcome(Enum):
     ERROR = "error"  # a when: condition failed at run time (fail closed)
 
 
+# The ``l7:`` conditions the AI protocol analyzer and DLP answer from the request's body.
+BODY_CONDITIONS = frozenset({"providers", "models", "tools", "dlp_classes", "token_estimate"})
+
+
 @dataclass(eq=False, slots=True)
 class CompiledRule:
     policy_id: str
@@ -76,6 +80,12 @@ class CompiledRule:
     @property
     def has_l7(self) -> bool:
         return bool(self.l7_fields)
+
+    @property
+    def reads_body(self) -> bool:
+        """Whether the rule can only be decided from what the request's body says."""
+        return (not BODY_CONDITIONS.isdisjoint(self.l7_fields)
+                or (self.condition is not None and self.condition.reads_body))
 
     @property
     def admitting(self) -> bool:

@@ -18,6 +18,7 @@ from gatewayd.config import Config
 from gatewayd.identity import Identity, Lease, LeaseTable
 from gatewayd.l7.connection import ClientConnection, Services
 from gatewayd.l7.exchange import View
+from gatewayd.l7.inspection import Inspection
 from gatewayd.l7.interception import LeafContexts
 from gatewayd.l7.transform import Stage
 from gatewayd.l7.upstream import upstream_context
@@ -38,6 +39,10 @@ spec:
       action: deny
       destination: {cidrs: [127.0.0.1/32]}
       l7: {paths: ["/admin*"]}
+    - id: no-bad-model
+      action: deny
+      destination: {cidrs: [127.0.0.1/32]}
+      l7: {models: ["bad-*"]}
     - id: rewrite
       action: transform
       destination: {cidrs: [127.0.0.1/32]}
@@ -67,7 +72,9 @@ def harness_config(**l7: Any) -> Config:
 
 
 @contextlib.asynccontextmanager
-async def running_proxy(*, transforms: tuple[Stage, ...] = (), leaves: LeafContexts | None = None,
+async def running_proxy(*, transforms: tuple[Stage, ...] = (),
+                        inspections: tuple[Inspection, ...] = (),
+                        leaves: LeafContexts | None = None,
                         upstream_tls: ssl.SSLContext | None = None,
                         tls_upstream: tuple[str, str] | None = None,
                         **l7: Any) -> AsyncIterator[Harness]:
@@ -90,7 +97,7 @@ async def running_proxy(*, transforms: tuple[Stage, ...] = (), leaves: LeafConte
     services = Services(config=config, view=lambda: view, audit=events.append,
                         quarantine=quarantine, leaves=leaves,
                         upstream_tls=upstream_tls or upstream_context([]),
-                        transforms=transforms)
+                        transforms=transforms, inspections=inspections)
     server_tls = server_context(*tls_upstream) if tls_upstream else None
     upstream = await start_server(Upstream({"127.0.0.1": "loopback"}), 0, server_tls,
                                   "127.0.0.1")

@@ -9,6 +9,8 @@ import socket
 
 import pytest
 
+from gatewayd.l7.inspection import Findings, InspectionError
+from gatewayd.l7.target import Target
 from tests.l7.proxy_harness import exchange, running_proxy, status_codes
 
 
@@ -214,4 +216,95 @@ def test_an_upstream_that_never_answers_gets_504_at_the_upstream_timeout() -> No
                 await server.wait_closed()
             assert status_codes(got) == [504]
             assert loop.time() - started < 3
+    asyncio.run(run())
+
+
+class ModelReader:
+    """An inspection that reads ``model=NAME`` out of a body; ``model=explode`` fails."""
+
+    name = "model"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[bytes, bool]] = []
+
+    def look(self, method: str, target: Target, headers: list[tuple[bytes, bytes]],
+             body: bytes, whole: bool) -> Findings:
+        self.seen.append((body, whole))
+        if not body.startswith(b"model="):
+            return Findings()
+        model = body[6:].decode()
+        if model == "explode":
+            raise InspectionError("the body could not be parsed")
+        return Findings(model=model, record={"model_seen": {"model": model}})
+
+
+def _post(url: str, body: bytes, extra: str = "") -> bytes:
+    return (f"POST {url} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+            .encode() + body)
+
+
+def test_what_an_inspection_finds_in_the_body_decides_and_is_recorded() -> None:
+    async def run() -> None:
+        reader = ModelReader()
+        async with running_proxy(inspections=(reader,)) as h:
+            got = await exchange(h.port, [_post(h.url("/echo"), b"model=good-1"),
+                                          _post(h.url("/echo"), b"model=bad-2"),
+                                          _post(h.url("/echo"), b"model=good-3")])
+            assert status_codes(got) == [200, 403, 200]
+            assert reader.seen == [(b"model=good-1", True), (b"model=bad-2", True),
+                                   (b"model=good-3", True)]
+            records = [e.fields for e in h.events if e.kind == "http.request"]
+            assert [r["rule_id"] for r in records] == ["loopback", "no-bad-model", "loopback"]
+            assert [r["model_seen"] for r in records] == [
+                {"model": m} for m in ("good-1", "bad-2", "good-3")]
+    asyncio.run(run())
+
+
+def test_without_inspections_a_rule_on_the_body_never_holds() -> None:
+    async def run() -> None:
+        async with running_proxy() as h:
+            got = await exchange(h.port, [_post(h.url("/echo"), b"model=bad-2")])
+            assert status_codes(got) == [200]
+    asyncio.run(run())
+
+
+def test_an_inspection_that_fails_refuses_the_request() -> None:
+    async def run() -> None:
+        async with running_proxy(inspections=(ModelReader(),)) as h:
+            got = await exchange(h.port, [_post(h.url("/echo"), b"model=explode"),
+                                          _post(h.url("/echo"), b"model=good")])
+            assert status_codes(got) == [403, 200]
+            body = json.loads(got.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])
+            assert "could not be inspected" in body["reason"]
+            first = next(e.fields for e in h.events if e.kind == "http.request")
+            assert "inspection-failed" in first["flags"] and first["status"] == 403
+    asyncio.run(run())
+
+
+def test_an_inspected_body_is_asked_for_with_100_continue_and_then_decided() -> None:
+    async def run() -> None:
+        async with running_proxy(inspections=(ModelReader(),)) as h:
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.port)
+            writer.write(f"POST {h.url('/echo')} HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
+                         "Expect: 100-continue\r\n\r\n".encode())
+            await writer.drain()
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert interim.startswith(b"HTTP/1.1 100 ")
+            writer.write(b"model=bad-x")
+            final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert final.startswith(b"HTTP/1.1 403 ")
+            writer.close()
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("deny", 413), ("forward", 200)])
+def test_an_inspected_body_over_the_limit_follows_the_configured_action(
+        mode: str, expected: int) -> None:
+    async def run() -> None:
+        reader = ModelReader()
+        async with running_proxy(inspections=(reader,), inspect_body_bytes=1000,
+                                 body_over_limit=mode) as h:
+            got = await exchange(h.port, [_post(h.url("/echo"), b"model=good" + b"z" * 4000)])
+            assert status_codes(got) == [expected]
+            assert reader.seen == ([] if mode == "deny" else [(reader.seen[0][0], False)])
     asyncio.run(run())

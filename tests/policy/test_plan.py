@@ -304,6 +304,27 @@ def test_l7_conditions() -> None:
         assert decide(plan, req("a.com", **{**base, **change}))[0] == "deny", change
 
 
+def test_reads_body_only_for_rules_on_what_a_body_says() -> None:
+    head_only = [
+        "    - {id: a, action: allow}\n",
+        "    - {id: a, action: deny, l7: {methods: [POST], paths: ['/x']}}\n",
+        "    - {id: a, action: deny, when: 'request.path == \"/x\"'}\n",
+    ]
+    for rules in head_only:
+        assert not compile_yaml(policy(rules)).reads_body, rules
+    body = [
+        "    - {id: a, action: deny, l7: {providers: [openai]}}\n",
+        "    - {id: a, action: deny, l7: {models: ['gpt-*']}}\n",
+        "    - {id: a, action: deny, l7: {tools: ['shell.*']}}\n",
+        "    - {id: a, action: deny, l7: {dlp_classes: [secrets]}}\n",
+        "    - {id: a, action: deny, l7: {token_estimate: {max: 10}}}\n",
+        "    - {id: a, action: allow, when: 'has(request.model) && request.model == \"x\"'}\n",
+        "    - {id: a, action: deny, enforcement_mode: report, l7: {dlp_classes: [pii]}}\n",
+    ]
+    for rules in body:
+        assert compile_yaml(policy(rules)).reads_body, rules
+
+
 def test_when_condition_true_false() -> None:
     plan = compile_yaml(
         policy(
