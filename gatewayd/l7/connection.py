@@ -58,7 +58,12 @@ from gatewayd.l7.exchange import (
     which_host,
     who_sent,
 )
-from gatewayd.l7.inspection import Findings, Inspection, InspectionError, look
+from gatewayd.l7.inspection import (
+    Findings,
+    Inspection,
+    InspectionError,
+    look,
+)
 from gatewayd.l7.interception import LeafContexts
 from gatewayd.l7.responses import REQUEST_ID_HEADER, Answer, answer
 from gatewayd.l7.target import Target, TargetError, read_target
@@ -483,6 +488,8 @@ class ClientConnection:
                                                      close=True))
             return False
         finally:
+            if ex.found.watches:
+                _watch(ex, "end", ex.status, ex.complete)
             self.s.audit(request_event(ex, time.time(), self.s.config.gateway.name))
 
     async def _finish_refusal(self, h: h11.Connection, ans: Answer) -> bool:
@@ -837,6 +844,9 @@ class ClientConnection:
                 raise UpstreamError("the upstream answered with no response head")
             break
         ex.status = event.status_code
+        watches = ex.found.watches
+        if watches:
+            _watch(ex, "head", event.status_code, list(event.headers))
         self._send(h, h11.Response(status_code=event.status_code, reason=event.reason,
                                    headers=_response_headers(event.headers, ex.request_id)))
         while True:
@@ -844,9 +854,12 @@ class ClientConnection:
             if isinstance(event, h11.Data):
                 ex.bytes_in += len(event.data)
                 self._send(h, h11.Data(data=event.data))
+                if watches:
+                    _watch(ex, "feed", bytes(event.data))
                 await self._drain_client()
             elif isinstance(event, h11.EndOfMessage):
                 self._send(h, h11.EndOfMessage())
+                ex.complete = True
                 await self._drain_client()
                 break
             else:
@@ -871,6 +884,21 @@ class ClientConnection:
             up.close()
         ex.bytes_out += sent
         ex.bytes_in += got
+
+
+def _watch(ex: Exchange, step: str, *args: Any) -> None:
+    """``step`` (head, feed, end) on each of the request's response watches; what ``end``
+    returns joins the record. A watch that fails is logged and flagged, never allowed to
+    break the response it follows."""
+    for w in ex.found.watches:
+        try:
+            said = getattr(w, step)(*args)
+            if step == "end":
+                ex.after.update(said)
+        except Exception:
+            log.exception("a response watch failed on request %s", ex.request_id)
+            if "watch-failed" not in ex.flags:
+                ex.flags.append("watch-failed")
 
 
 def head_size(req: h11.Request) -> int:

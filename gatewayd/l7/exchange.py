@@ -258,6 +258,8 @@ class Exchange:
     reason: str | None = None
     upstream: str | None = None
     found: Findings = NOTHING
+    complete: bool = False  # the response reached the client whole
+    after: dict[str, Any] = field(default_factory=dict)  # what the response watches said
 
     def refused(self, refusal: Refusal) -> Answer:
         self.status = refusal.status
@@ -294,6 +296,7 @@ def request_event(ex: Exchange, ended: float, gateway: str) -> AuditEvent:
     if ex.upstream is not None:
         fields["upstream"] = ex.upstream
     fields.update(ex.found.record)
+    fields.update(ex.after)
     ident = ex.identity
     fields.update(ident.as_dict() if ident is not None else {"agent_id": None})
     d = ex.decision

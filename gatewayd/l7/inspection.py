@@ -5,7 +5,8 @@ An ``Inspection`` looks at one request whose body the engine has read (up to
 ``Findings``: the fields the policy's body conditions read (provider, model, tools, token
 estimate, DLP classes), what the request's record keeps (never the data itself), and what
 later stages of the same request need (``details``, by inspection name: the parsed AI
-request whose response usage is counted, the DLP matches a redaction replaces).
+request, the DLP matches a redaction replaces) and what follows its response as it
+streams back (``watches``: the usage a model's answer reports is counted from it).
 
 ``look`` runs the inspections in order and merges what they found. An inspection that
 cannot do its work raises ``InspectionError``; the engine refuses the request rather than
@@ -42,6 +43,8 @@ class Findings:
     record: Mapping[str, Any] = field(default_factory=dict)
     # What later stages of the same request need, by inspection name.
     details: Mapping[str, Any] = field(default_factory=dict)
+    # What follows the request's response as it streams back (usage counted from it).
+    watches: tuple[ResponseWatch, ...] = ()
 
     def merged(self, other: Findings) -> Findings:
         """These findings with ``other``'s added (``other`` wins where both say a value)."""
@@ -54,10 +57,23 @@ class Findings:
             dlp_classes=tuple(dict.fromkeys((*self.dlp_classes, *other.dlp_classes))),
             record={**self.record, **other.record},
             details={**self.details, **other.details},
+            watches=(*self.watches, *other.watches),
         )
 
 
 NOTHING = Findings()
+
+
+class ResponseWatch(Protocol):
+    """Follows one response as the engine streams it to the client: its head, then each
+    piece of its body as it passes (never holding the stream back), then its end.
+    ``end`` returns fields for the request's record and is called exactly once, also when
+    the response broke off (``complete`` is then ``False``) or never came (``status`` is
+    then ``None``). A watch must not raise; it is the engine's accounting, not a gate."""
+
+    def head(self, status: int, headers: Headers) -> None: ...
+    def feed(self, data: bytes) -> None: ...
+    def end(self, status: int | None, complete: bool) -> Mapping[str, Any]: ...
 
 
 class Inspection(Protocol):

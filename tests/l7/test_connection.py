@@ -308,3 +308,91 @@ def test_an_inspected_body_over_the_limit_follows_the_configured_action(
             assert status_codes(got) == [expected]
             assert reader.seen == ([] if mode == "deny" else [(reader.seen[0][0], False)])
     asyncio.run(run())
+
+
+class Counter:
+    """A response watch: the status, the bytes it saw, and how it ended."""
+
+    def __init__(self, log: list[dict[str, object]], *, fail: bool = False) -> None:
+        self.log = log
+        self.fail = fail
+        self.status: int | None = None
+        self.size = 0
+        self.pieces = 0
+
+    def head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+
+    def feed(self, data: bytes) -> None:
+        if self.fail:
+            raise RuntimeError("this watch breaks")
+        self.size += len(data)
+        self.pieces += 1
+
+    def end(self, status: int | None, complete: bool) -> dict[str, object]:
+        said: dict[str, object] = {"seen": {"size": self.size, "complete": complete,
+                                            "status": status, "head": self.status}}
+        self.log.append(said)
+        return said
+
+
+class Watching:
+    """An inspection that puts a ``Counter`` on every request whose body says ``watch``."""
+
+    name = "watching"
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.log: list[dict[str, object]] = []
+        self.fail = fail
+
+    def look(self, method: str, target: Target, headers: list[tuple[bytes, bytes]],
+             body: bytes, whole: bool) -> Findings:
+        if b"watch" not in body:
+            return Findings()
+        return Findings(watches=(Counter(self.log, fail=self.fail),))
+
+
+def test_a_response_watch_follows_the_response_and_joins_the_record() -> None:
+    async def run() -> None:
+        watching = Watching()
+        async with running_proxy(inspections=(watching,)) as h:
+            got = await exchange(h.port, [_post(h.url("/echo"), b"watch this"),
+                                          _post(h.url("/echo"), b"not me")])
+            assert status_codes(got) == [200, 200]
+            first_body = got.split(b"\r\n\r\n", 1)[1]
+            (said,) = watching.log
+            seen = said["seen"]
+            assert isinstance(seen, dict)
+            assert seen["complete"] is True and seen["status"] == seen["head"] == 200
+            assert 0 < seen["size"] <= len(first_body)
+            records = [e.fields for e in h.events if e.kind == "http.request"]
+            assert records[0]["seen"] == seen and "seen" not in records[1]
+            assert records[0]["bytes_in"] == seen["size"]
+    asyncio.run(run())
+
+
+def test_a_watch_that_fails_never_breaks_the_response() -> None:
+    async def run() -> None:
+        watching = Watching(fail=True)
+        async with running_proxy(inspections=(watching,)) as h:
+            got = await exchange(h.port, [_post(h.url("/echo"), b"watch this")])
+            assert status_codes(got) == [200] and b'"received": 10' in got
+            (record,) = [e.fields for e in h.events if e.kind == "http.request"]
+            assert "watch-failed" in record["flags"]
+            assert len(watching.log) == 1  # end() is still called, once
+    asyncio.run(run())
+
+
+def test_a_watch_ends_once_when_the_upstream_never_answers() -> None:
+    async def run() -> None:
+        watching = Watching()
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen()
+            port = silent.getsockname()[1]
+            async with running_proxy(inspections=(watching,), upstream_timeout=1) as h:
+                got = await exchange(h.port, [_post(f"http://127.0.0.1:{port}/", b"watch")])
+                assert status_codes(got) == [504]
+        (said,) = watching.log
+        assert said["seen"] == {"size": 0, "complete": False, "status": 504, "head": None}
+    asyncio.run(run())
