@@ -16,7 +16,7 @@ Sans-IO (values in, values out; the clock is an argument):
 * ``ca``, ``leaf``, ``certs``: the gateway CA and the leaves it mints per server name.
 
 IO shell: ``engine`` (listeners), ``connection`` (one client connection: TLS decision,
-HTTP/1.1 with h11, forwarding), ``conn`` (byte streams, TLS ended with ``ssl.SSLObject``,
+HTTP/1.1 with ``http1``, forwarding), ``conn`` (byte streams, TLS ended with ``ssl.SSLObject``,
 splicing), ``upstream`` (connections to servers), ``interception`` (server TLS contexts
 per name), ``ca_store`` and ``files`` (the CA on disk). Private keys are never logged,
 printed or put in an error message.

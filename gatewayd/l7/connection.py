@@ -9,10 +9,11 @@ own address) or on the explicit proxy. Its first bytes say what it carries:
   the client's TLS with a leaf of the gateway CA, opens its own verified TLS connection to
   the server, and reads the HTTP inside; *deny* → reset. A client that refuses the leaf (a
   pinned client, or one that does not trust the CA) is recorded ``tls.intercept_failed``;
-* anything else — HTTP/1.1 (h11): each request is decided (``gatewayd.l7.exchange``),
-  answered by the engine or forwarded, its response streamed back as it arrives (SSE
-  included), and recorded (``http.request``). Keep-alive, chunked bodies, ``Expect:
-  100-continue`` and WebSocket upgrades (decided, then spliced) are handled.
+* anything else — HTTP/1.1 (``gatewayd.l7.http1``): each request is decided
+  (``gatewayd.l7.exchange``), answered by the engine or forwarded, its response streamed
+  back as it arrives (SSE included), and recorded (``http.request``). Keep-alive, chunked
+  bodies, ``Expect: 100-continue`` and WebSocket upgrades (decided, then spliced) are
+  handled.
 
 On the explicit proxy, ``CONNECT host:port`` is decided by the host, answered ``200``, and
 the tunnel is then treated exactly like a diverted connection to that host. Every wait is
@@ -34,12 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import h11
-
 from gatewayd.audit import AuditEvent, new_event_id
 from gatewayd.config import Config
 from gatewayd.errors import ClawgressError, ParseError
 from gatewayd.identity import Identity
+from gatewayd.l7 import http1
 from gatewayd.l7.assertions import AssertionSettings
 from gatewayd.l7.conn import Plain, Stream, TlsServer, splice
 from gatewayd.l7.exchange import (
@@ -86,7 +86,7 @@ Body = tuple[list[bytes], bool]
 DRAIN_LIMIT = 64 * 1024
 
 # Request headers that belong to one hop, never sent on (RFC 9110 §7.6.1), and the
-# proxy's own. Framing (content-length, transfer-encoding) is kept: h11 frames the body
+# proxy's own. Framing (content-length, transfer-encoding) is kept: the body is framed
 # the way the client did.
 HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization",
@@ -381,8 +381,8 @@ class ClientConnection:
 
     # --- HTTP --------------------------------------------------------------------------
 
-    async def _next(self, h: h11.Connection, *, head: bool = False,
-                    fresh: bool = False) -> h11.Event:
+    async def _next(self, h: http1.Inbound, *, head: bool = False,
+                    fresh: bool = False) -> http1.Event | http1.Sentinel:
         """The next client event. A request head must arrive whole within the header
         timeout of its first byte (of the connection's start, for the first request);
         before that, and between body reads, the client may be quiet for the idle timeout.
@@ -391,8 +391,8 @@ class ClientConnection:
         deadline = loop.time() + self.cfg.header_timeout if head and fresh else None
         while True:
             event = h.next_event()
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]
+            if event is not http1.NEED_DATA:
+                return event
             if deadline is None:
                 budget: float = self.cfg.idle_timeout
             else:
@@ -405,7 +405,7 @@ class ClientConnection:
                 deadline = loop.time() + self.cfg.header_timeout
             h.receive_data(data)
 
-    def _send(self, h: h11.Connection, event: h11.Event) -> None:
+    def _send(self, h: http1.Inbound, event: http1.Event) -> None:
         data = h.send(event)
         if data:
             self.client.send(data)
@@ -413,20 +413,20 @@ class ClientConnection:
     async def _drain_client(self) -> None:
         await self.client.drain(self.cfg.idle_timeout)
 
-    async def _answer(self, h: h11.Connection, ans: Answer) -> None:
-        self._send(h, h11.Response(status_code=ans.status, headers=list(ans.headers),
+    async def _answer(self, h: http1.Inbound, ans: Answer) -> None:
+        self._send(h, http1.Response(status_code=ans.status, headers=list(ans.headers),
                                    reason=ans.reason))
-        self._send(h, h11.Data(data=ans.body))
-        self._send(h, h11.EndOfMessage())
+        self._send(h, http1.Data(data=ans.body))
+        self._send(h, http1.EndOfMessage())
         await self._drain_client()
 
-    async def _bad_request(self, h: h11.Connection, status: int, reason: str) -> None:
+    async def _bad_request(self, h: http1.Inbound, status: int, reason: str) -> None:
         """Answer what cannot be read as a request, then close."""
         request_id = new_event_id(time.time())
         self.s.count("requests_malformed")
         ans = answer(status, reason, request_id, close=True)
-        if h.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            with contextlib.suppress(h11.LocalProtocolError, OSError, TimeoutError):
+        if h.our_state in (http1.IDLE, http1.SEND_RESPONSE):
+            with contextlib.suppress(http1.LocalProtocolError, OSError, TimeoutError):
                 await self._answer(h, ans)
         now = time.time()
         ex = Exchange(request_id, now, self.origin, status=status, reason=reason,
@@ -434,34 +434,34 @@ class ClientConnection:
         self.s.audit(request_event(ex, now, self.s.config.gateway.name))
 
     async def _http(self, buffered: bytes) -> None:
-        h = h11.Connection(h11.SERVER, max_incomplete_event_size=self.cfg.max_header_bytes)
+        h = http1.Inbound(self.cfg.max_header_bytes)
         if buffered:
             h.receive_data(buffered)
         fresh = True
         while True:
             try:
                 event = await self._next(h, head=True, fresh=fresh)
-            except h11.RemoteProtocolError as exc:
+            except http1.RemoteProtocolError as exc:
                 await self._bad_request(h, exc.error_status_hint, f"malformed request: {exc}")
                 return
             except TimeoutError:
-                self.s.count("header_timeouts" if fresh or h.their_state is not h11.IDLE
+                self.s.count("header_timeouts" if fresh or h.their_state is not http1.IDLE
                              else "idle_timeouts")
                 return
             fresh = False
-            if not isinstance(event, h11.Request):
+            if not isinstance(event, http1.Request):
                 return  # the client closed
             keep = await self._request(h, event)
             if not keep:
                 return
-            if h.our_state is h11.SWITCHED_PROTOCOL:
+            if h.our_state is http1.SWITCHED_PROTOCOL:
                 return
             try:
                 h.start_next_cycle()
-            except h11.LocalProtocolError:
+            except http1.LocalProtocolError:
                 return
 
-    async def _request(self, h: h11.Connection, req: h11.Request) -> bool:
+    async def _request(self, h: http1.Inbound, req: http1.Request) -> bool:
         """One request, answered or forwarded; whether the connection may go on."""
         now = time.time()
         ex = Exchange(new_event_id(now), now, self.origin, method=req.method.decode("ascii",
@@ -469,7 +469,7 @@ class ClientConnection:
         self.s.count("requests")
         try:
             if head_size(req) > self.cfg.max_header_bytes:
-                # h11 bounds a head that arrives in pieces; one that arrived whole in a
+                # http1 bounds a head that arrives in pieces; one that arrived whole in a
                 # single read is measured here.
                 raise self._refuse(431, f"the request head is over {self.cfg.max_header_bytes}"
                                    " bytes", "malformed")
@@ -483,7 +483,7 @@ class ClientConnection:
             ex.status = exc.status
             ex.reason = str(exc)
             self.s.count("upstream_failed")
-            if h.our_state is h11.SEND_RESPONSE:
+            if h.our_state is http1.SEND_RESPONSE:
                 await self._finish_refusal(h, answer(exc.status, str(exc), ex.request_id,
                                                      close=True))
             return False
@@ -492,24 +492,24 @@ class ClientConnection:
                 _watch(ex, "end", ex.status, ex.complete)
             self.s.audit(request_event(ex, time.time(), self.s.config.gateway.name))
 
-    async def _finish_refusal(self, h: h11.Connection, ans: Answer) -> bool:
+    async def _finish_refusal(self, h: http1.Inbound, ans: Answer) -> bool:
         """Send ``ans``; keep the connection only if the request's body can be read off."""
-        if h.our_state is not h11.SEND_RESPONSE:
+        if h.our_state is not http1.SEND_RESPONSE:
             return False
         await self._answer(h, ans)
         drained = 0
-        while h.their_state is h11.SEND_BODY:
+        while h.their_state is http1.SEND_BODY:
             if h.client_is_waiting_for_100_continue:
                 return False  # the body was never sent; do not wait for it
             try:
                 event = await self._next(h)
-            except (h11.RemoteProtocolError, TimeoutError):
+            except (http1.RemoteProtocolError, TimeoutError):
                 return False
-            if isinstance(event, h11.Data):
+            if isinstance(event, http1.Data):
                 drained += len(event.data)
                 if drained > DRAIN_LIMIT:
                     return False
-            elif isinstance(event, h11.ConnectionClosed):
+            elif isinstance(event, http1.ConnectionClosed):
                 return False
         return _both_done(h)
 
@@ -524,7 +524,7 @@ class ClientConnection:
                 decision: Decision | None = None) -> Refused:
         return Refused(Refusal(status, reason, flag, decision))
 
-    async def _handle(self, h: h11.Connection, req: h11.Request, ex: Exchange) -> bool:
+    async def _handle(self, h: http1.Inbound, req: http1.Request, ex: Exchange) -> bool:
         method = ex.method
         headers = req.headers
         host_header = None
@@ -584,7 +584,7 @@ class ClientConnection:
         assert dst_ip is not None
         return await self._forward(h, req, ex, target, dst_ip, body)
 
-    def _look(self, ex: Exchange, target: Target, req: h11.Request, body: Body) -> Findings:
+    def _look(self, ex: Exchange, target: Target, req: http1.Request, body: Body) -> Findings:
         """What the inspections find in the request (refused when one of them fails)."""
         parts, whole = body
         try:
@@ -655,7 +655,7 @@ class ClientConnection:
 
     # --- CONNECT -----------------------------------------------------------------------
 
-    async def _connect(self, h: h11.Connection, req: h11.Request, ex: Exchange,
+    async def _connect(self, h: http1.Inbound, req: http1.Request, ex: Exchange,
                        target: Target, identity: Identity, view: View) -> bool:
         now = ex.started
         if self.origin.bound is not None or self.origin.via != "proxy":
@@ -674,7 +674,7 @@ class ClientConnection:
             raise self._refused_by(action_for(decision, self.cfg.throttle_retry_after),
                                    decision, identity)
         ex.upstream = f"{ip.compressed}:{target.port}"
-        self._send(h, h11.Response(status_code=200, reason=b"Connection established",
+        self._send(h, http1.Response(status_code=200, reason=b"Connection established",
                                    headers=[(REQUEST_ID_HEADER, ex.request_id.encode())]))
         await self._drain_client()
         ex.status = 200
@@ -727,13 +727,13 @@ class ClientConnection:
         self.s.count("upstream_connections")
         return self.upstream
 
-    async def _read_body(self, h: h11.Connection, ex: Exchange) -> Body:
+    async def _read_body(self, h: http1.Inbound, ex: Exchange) -> Body:
         """The request body up to the inspect limit, and whether it is all there; above the
         limit, ``l7.body_over_limit`` says whether the request is refused (413) or goes on
         with the rest unread here (flagged ``body-uninspected``)."""
         try:
             parts, whole = await self._body(h, ex)
-        except h11.RemoteProtocolError as exc:
+        except http1.RemoteProtocolError as exc:
             raise self._refuse(400, f"malformed request body: {exc}", "malformed") from None
         if not whole:
             if self.cfg.body_over_limit == "deny":
@@ -743,28 +743,28 @@ class ClientConnection:
             ex.flags.append("body-uninspected")
         return parts, whole
 
-    async def _body(self, h: h11.Connection, ex: Exchange) -> Body:
+    async def _body(self, h: http1.Inbound, ex: Exchange) -> Body:
         """The request body read before deciding on it, up to the inspect limit, and whether
         it is all there."""
         if h.client_is_waiting_for_100_continue:
-            self._send(h, h11.InformationalResponse(status_code=100, headers=[]))
+            self._send(h, http1.InformationalResponse(status_code=100, headers=[]))
             await self._drain_client()
         parts: list[bytes] = []
         size = 0
-        while h.their_state is h11.SEND_BODY:
+        while h.their_state is http1.SEND_BODY:
             event = await self._next(h)
-            if isinstance(event, h11.Data):
+            if isinstance(event, http1.Data):
                 parts.append(bytes(event.data))
                 size += len(event.data)
                 if size > self.cfg.inspect_body_bytes:
                     return parts, False
-            elif isinstance(event, h11.EndOfMessage):
+            elif isinstance(event, http1.EndOfMessage):
                 return parts, True
             else:
                 raise ConnectionError("the client went away during the request body")
         return parts, True
 
-    async def _forward(self, h: h11.Connection, req: h11.Request, ex: Exchange,
+    async def _forward(self, h: http1.Inbound, req: http1.Request, ex: Exchange,
                        target: Target, ip: IPAddress, body: Body | None) -> bool:
         parts, whole = body if body is not None else await self._read_body(h, ex)
         upgrade = _websocket(req)
@@ -775,24 +775,24 @@ class ClientConnection:
             headers, parts = self._transform(ex, target, headers, parts, whole)
         up = await self._upstream_for(ip, target.port)
         ex.upstream = f"{ip.compressed}:{target.port}"
-        up.send(h11.Request(method=req.method, target=target.upstream.encode(),
+        up.send(http1.Request(method=req.method, target=target.upstream.encode(),
                             headers=headers, http_version=b"1.1"))
         try:
             for part in parts:
                 ex.bytes_out += len(part)
-                up.send(h11.Data(data=part))
-            while h.their_state is h11.SEND_BODY:
+                up.send(http1.Data(data=part))
+            while h.their_state is http1.SEND_BODY:
                 event = await self._next(h)
-                if isinstance(event, h11.Data):
+                if isinstance(event, http1.Data):
                     ex.bytes_out += len(event.data)
-                    up.send(h11.Data(data=event.data))
+                    up.send(http1.Data(data=event.data))
                     await self._drain_upstream(up)
-                elif isinstance(event, h11.EndOfMessage):
+                elif isinstance(event, http1.EndOfMessage):
                     break
                 else:
                     raise ConnectionError("the client went away during the request body")
-            if up.h11.our_state is h11.SEND_BODY:
-                up.send(h11.EndOfMessage())
+            if up.http.our_state is http1.SEND_BODY:
+                up.send(http1.EndOfMessage())
             await self._drain_upstream(up)
         except UpstreamError as exc:
             # The upstream stopped reading: it may have answered early (a 413, a 411)
@@ -825,40 +825,40 @@ class ClientConnection:
         except (OSError, TimeoutError) as exc:
             raise UpstreamError(f"sending the request upstream failed: {exc}") from None
 
-    async def _response(self, h: h11.Connection, ex: Exchange, up: Upstream,
+    async def _response(self, h: http1.Inbound, ex: Exchange, up: Upstream,
                         upgrade: bool) -> bool:
         timeout = self.cfg.upstream_timeout
         while True:
             event = await up.next_event(timeout)
-            if isinstance(event, h11.InformationalResponse):
+            if isinstance(event, http1.InformationalResponse):
                 if event.status_code == 101 and upgrade:
                     ex.status = 101
-                    self._send(h, h11.InformationalResponse(
+                    self._send(h, http1.InformationalResponse(
                         status_code=101, reason=event.reason,
                         headers=[*event.headers, (REQUEST_ID_HEADER, ex.request_id.encode())]))
                     await self._drain_client()
                     await self._switched(h, ex, up)
                     return False
                 continue  # 100 Continue and other interim answers: the engine sent its own
-            if not isinstance(event, h11.Response):
+            if not isinstance(event, http1.Response):
                 raise UpstreamError("the upstream answered with no response head")
             break
         ex.status = event.status_code
         watches = ex.found.watches
         if watches:
             _watch(ex, "head", event.status_code, list(event.headers))
-        self._send(h, h11.Response(status_code=event.status_code, reason=event.reason,
+        self._send(h, http1.Response(status_code=event.status_code, reason=event.reason,
                                    headers=_response_headers(event.headers, ex.request_id)))
         while True:
             event = await up.next_event(timeout)
-            if isinstance(event, h11.Data):
+            if isinstance(event, http1.Data):
                 ex.bytes_in += len(event.data)
-                self._send(h, h11.Data(data=event.data))
+                self._send(h, http1.Data(data=event.data))
                 if watches:
                     _watch(ex, "feed", bytes(event.data))
                 await self._drain_client()
-            elif isinstance(event, h11.EndOfMessage):
-                self._send(h, h11.EndOfMessage())
+            elif isinstance(event, http1.EndOfMessage):
+                self._send(h, http1.EndOfMessage())
                 ex.complete = True
                 await self._drain_client()
                 break
@@ -867,12 +867,12 @@ class ClientConnection:
         if not up.reusable:
             up.close()
             self.upstream = None
-        return h.our_state is h11.DONE and h.their_state is h11.DONE
+        return h.our_state is http1.DONE and h.their_state is http1.DONE
 
-    async def _switched(self, h: h11.Connection, ex: Exchange, up: Upstream) -> None:
+    async def _switched(self, h: http1.Inbound, ex: Exchange, up: Upstream) -> None:
         """After a 101: both sides speak another protocol (WebSocket); spliced."""
         client_rest, _ = h.trailing_data
-        up_rest, _ = up.h11.trailing_data
+        up_rest, _ = up.http.trailing_data
         if client_rest:
             up.stream.send(bytes(client_rest))
         if up_rest:
@@ -901,18 +901,18 @@ def _watch(ex: Exchange, step: str, *args: Any) -> None:
                 ex.flags.append("watch-failed")
 
 
-def head_size(req: h11.Request) -> int:
+def head_size(req: http1.Request) -> int:
     """About how many bytes ``req``'s head took on the wire (request line and headers)."""
     return (len(req.method) + len(req.target) + 12
             + sum(len(name) + len(value) + 4 for name, value in req.headers) + 2)
 
 
-def _both_done(h: h11.Connection) -> bool:
+def _both_done(h: http1.Inbound) -> bool:
     """Whether request and response are both complete: the connection can serve another."""
-    return h.our_state is h11.DONE and h.their_state is h11.DONE
+    return h.our_state is http1.DONE and h.their_state is http1.DONE
 
 
-def _websocket(req: h11.Request) -> bool:
+def _websocket(req: http1.Request) -> bool:
     upgrade = connection = False
     for name, value in req.headers:
         if name == b"upgrade" and value.lower() == b"websocket":

@@ -26,6 +26,8 @@ from gatewayd.errors import ParseError
 MAX_TARGET = 8192
 _HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+# A fragment, a space or a control character: never in a request target.
+_TARGET_BAD = re.compile(r"[\x00-\x20\x7f#]")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # Bytes a path or query may carry as they are (RFC 3986 pchar, '/', '?', and '%' escapes).
 _PATH_OK = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$")
@@ -164,7 +166,7 @@ def read_target(method: str, target: bytes, host_header: bytes | None, *, via: s
         host_text = host_header.decode("ascii") if host_header is not None else None
     except UnicodeDecodeError:
         raise TargetError("request target or Host is not ASCII") from None
-    if "#" in text or any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+    if _TARGET_BAD.search(text):
         raise TargetError("request target carries a fragment or control characters")
     if method == "CONNECT":
         if via != "proxy":

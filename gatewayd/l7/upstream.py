@@ -2,8 +2,8 @@
 
 ``connect`` opens TCP (and TLS, verified against the system trust store plus
 ``l7.extra_upstream_cas``, ALPN http/1.1 only) within ``l7.connect_timeout``. ``Upstream``
-is one such connection with its HTTP/1.1 client state (h11); a client connection keeps its
-upstream across keep-alive requests while they go to the same server.
+is one such connection with its HTTP/1.1 client state (``http1.Outbound``); a client
+connection keeps its upstream across keep-alive requests while they go to the same server.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
-import h11
-
 from gatewayd.errors import ClawgressError
+from gatewayd.l7 import http1
 from gatewayd.l7.conn import Plain
 
 MAX_RESPONSE_HEAD = 64 * 1024
@@ -51,34 +50,34 @@ class Upstream:
     def __init__(self, key: tuple[str, int, str | None], stream: Plain) -> None:
         self.key = key
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
+        self.http = http1.Outbound(MAX_RESPONSE_HEAD)
 
     @property
     def reusable(self) -> bool:
-        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+        return self.http.our_state is http1.DONE and self.http.their_state is http1.DONE
 
     def next_cycle(self) -> bool:
         """Ready the connection for another request; ``False`` if it cannot be reused."""
         if not self.reusable:
             return False
-        self.h11.start_next_cycle()
+        self.http.start_next_cycle()
         return True
 
-    def send(self, event: h11.Event) -> None:
-        data = self.h11.send(event)
+    def send(self, event: http1.Event) -> None:
+        data = self.http.send(event)
         if data:
             self.stream.send(data)
 
-    async def next_event(self, timeout_s: float) -> h11.Event:
+    async def next_event(self, timeout_s: float) -> http1.Event | http1.Sentinel:
         """The next HTTP event from the upstream (``UpstreamError`` when it times out or
         breaks HTTP)."""
         while True:
             try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
+                event = self.http.next_event()
+            except http1.RemoteProtocolError as exc:
                 raise UpstreamError(f"the upstream broke HTTP/1.1: {exc}") from None
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]
+            if event is not http1.NEED_DATA:
+                return event
             try:
                 async with asyncio.timeout(timeout_s):
                     data = await self.stream.recv()
@@ -87,7 +86,7 @@ class Upstream:
                                     "upstream-timeout") from None
             except (OSError, ssl.SSLError) as exc:
                 raise UpstreamError(f"the upstream connection failed: {exc}") from None
-            self.h11.receive_data(data)
+            self.http.receive_data(data)
 
     def close(self) -> None:
         self.stream.close()
