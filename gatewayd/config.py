@@ -399,6 +399,15 @@ class L7Section(_Model):
         return self
 
 
+class AiSection(_Model):
+    """The AI protocol analyzer in the L7 engine (``docs/ai.md``)."""
+
+    # Requests the L7 engine reads are analyzed: provider, model, tools, token estimate
+    # (for policy, quotas and the record), and the usage their answers report. Off, rules
+    # on those fields never hold.
+    enabled: bool = True
+
+
 class Config(_Model):
     """The whole gateway configuration (see ``examples/gateway.yaml``)."""
 
@@ -412,6 +421,7 @@ class Config(_Model):
     dataplane: DataplaneSection = DataplaneSection()
     names: NamesSection = NamesSection()
     l7: L7Section = L7Section()
+    ai: AiSection = AiSection()
 
     @model_validator(mode="after")
     def _environments_declared(self) -> Config:

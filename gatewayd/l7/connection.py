@@ -556,8 +556,17 @@ class ClientConnection:
         ex.flags.extend(flags)
         if method == "CONNECT":
             return await self._connect(h, req, ex, target, who, view)
+        return await self._decide(h, req, ex, target, who, host, view)
+
+    async def _decide(self, h: http1.Inbound, req: http1.Request, ex: Exchange,
+                      target: Target, who: Identity, host: str | None, view: View) -> bool:
+        """The policy's decision on a request (with what its body says, when the policy
+        reads that), then what it does: refused here, or forwarded."""
+        method = ex.method
+        via = self.origin.via
+        now = ex.started
         body: Body | None = None
-        if self.s.inspections:
+        if self.s.inspections and view.plan.reads_body:
             # What the body says is part of the decision: read it first.
             body = await self._read_body(h, ex)
             ex.found = self._look(ex, target, req, body)
@@ -582,6 +591,11 @@ class ClientConnection:
         if act.refusal is not None:
             raise self._refused_by(act, decision, who)
         assert dst_ip is not None
+        if self.s.inspections and body is None:
+            # The policy decides by the head alone, and it admits the request: what the
+            # body says is still found, for the record and what follows the decision.
+            body = await self._read_body(h, ex)
+            ex.found = self._look(ex, target, req, body)
         return await self._forward(h, req, ex, target, dst_ip, body)
 
     def _look(self, ex: Exchange, target: Target, req: http1.Request, body: Body) -> Findings:

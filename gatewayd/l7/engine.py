@@ -24,10 +24,12 @@ from collections.abc import Callable
 from gatewayd.audit import AuditEvent
 from gatewayd.config import Config
 from gatewayd.errors import ClawgressError
+from gatewayd.l7.ai_stage import AiStage
 from gatewayd.l7.assertions import load_settings
 from gatewayd.l7.ca_store import CaPaths, load_ca
 from gatewayd.l7.connection import ClientConnection, Services
 from gatewayd.l7.exchange import View
+from gatewayd.l7.inspection import Inspection
 from gatewayd.l7.interception import LeafContexts
 from gatewayd.l7.upstream import upstream_context
 from gatewayd.policy import Decision
@@ -58,6 +60,17 @@ def listening_socket(family: int, port: int, *, transparent: bool) -> socket.soc
         sock.close()
         raise
     return sock
+
+
+def inspections_for(config: Config) -> tuple[Inspection, ...]:
+    """What reads a request's body before it is decided, by configuration: the AI
+    protocol analyzer (``ai.enabled``; its tokenizer is loaded here, at start-up)."""
+    found: list[Inspection] = []
+    if config.ai.enabled:
+        stage = AiStage()
+        stage.preload()
+        found.append(stage)
+    return tuple(found)
 
 
 def raise_file_limit(wanted: int) -> int:
@@ -102,6 +115,7 @@ class L7Engine:
             config=config, view=view, audit=audit, quarantine=quarantine, leaves=leaves,
             upstream_tls=upstream_context(config.l7.extra_upstream_cas),
             assertions=load_settings(config.l7.identity),
+            inspections=inspections_for(config),
         )
         self._ca = leaves.ca if leaves is not None else None
         self._servers: list[asyncio.Server] = []

@@ -47,6 +47,11 @@ def _openai(base_url: str, proxy: str | None) -> dict[str, Any]:
         client.get("/admin/keys", cast_to=object)
     except openai.APIStatusError as exc:
         denied = {"status": exc.status_code, "body": exc.response.json()}
+    model_denied: dict[str, Any] = {}
+    try:
+        client.chat.completions.create(model="forbidden-model", messages=messages)
+    except openai.APIStatusError as exc:
+        model_denied = {"status": exc.status_code, "body": exc.response.json()}
     return {
         "content": reply.choices[0].message.content,
         "usage": reply.usage.total_tokens if reply.usage else None,
@@ -55,6 +60,7 @@ def _openai(base_url: str, proxy: str | None) -> dict[str, Any]:
         "stream_spread_s": arrivals[-1] - arrivals[0] if arrivals else 0.0,
         "stream_events": len(arrivals),
         "denied": denied,
+        "model_denied": model_denied,
     }
 
 

@@ -35,10 +35,25 @@ def test_the_openai_sdk_through_the_gateway(gateway: L7Gateway, proxy: str | Non
     assert got["stream_events"] > 5 and got["stream_spread_s"] > 0.15
     assert got["denied"]["status"] == 403
     assert got["denied"]["body"]["rule_id"] == "openai-admin"
+    # The model is read from the body and decided by: outside the allowlist → 403.
+    assert got["model_denied"]["status"] == 403
+    assert got["model_denied"]["body"]["rule_id"] == "openai-models"
     via = "proxy" if proxy else "transparent"
-    posts = cursor.settled("http.request", 2, via=via, path="/v1/chat/completions")
-    assert all(p["status"] == 200 and p["tls"] == "intercepted" for p in posts)
-    assert all(p["bytes_out"] > 0 and p["bytes_in"] > 0 for p in posts)
+    posts = cursor.settled("http.request", 3, via=via, path="/v1/chat/completions")
+    served = [p for p in posts if p["status"] == 200]
+    assert len(served) == 2
+    assert all(p["tls"] == "intercepted" for p in posts)
+    assert all(p["bytes_out"] > 0 and p["bytes_in"] > 0 for p in served)
+    # Each record says what the request asked of the model and what the answer cost, as
+    # the provider reported it (JSON and streamed alike).
+    for p in served:
+        assert (p["ai"]["provider"], p["ai"]["model"]) == ("openai", "lab-model")
+        assert p["ai"]["prompt_tokens_estimate"] > 0
+        assert p["ai_usage"]["status"] == "complete"
+        assert p["ai_usage"]["usage"]["total_tokens"] == got["usage"]
+    assert [p["ai"]["stream"] for p in served] == [False, True]
+    refused = next(p for p in posts if p["status"] == 403)
+    assert refused["ai"]["model"] == "forbidden-model" and refused["rule_id"] == "openai-models"
 
 
 @pytest.mark.parametrize("proxy", [None, PROXY[4]], ids=["transparent", "proxy"])

@@ -77,11 +77,11 @@ async def running_proxy(*, transforms: tuple[Stage, ...] = (),
                         leaves: LeafContexts | None = None,
                         upstream_tls: ssl.SSLContext | None = None,
                         tls_upstream: tuple[str, str] | None = None,
-                        **l7: Any) -> AsyncIterator[Harness]:
+                        policy: str = POLICY, **l7: Any) -> AsyncIterator[Harness]:
     """The proxy on 127.0.0.1; the lab upstream behind it (HTTPS with ``tls_upstream``'s
     certificate and key files); interception with ``leaves``."""
     config = harness_config(**l7)
-    docs = parse_documents({"harness.yaml": POLICY})
+    docs = parse_documents({"harness.yaml": policy})
     plan = compile_plan(docs, bundle_version=1, guard=Guard.builtin())
     now = time.time()
     lease = Lease(1, "127.0.0.1", "lo", AGENT.agent_id, now, now + 3600)

@@ -11,7 +11,7 @@ import pytest
 
 from gatewayd.l7.inspection import Findings, InspectionError
 from gatewayd.l7.target import Target
-from tests.l7.proxy_harness import exchange, running_proxy, status_codes
+from tests.l7.proxy_harness import POLICY, exchange, running_proxy, status_codes
 
 
 def _get(url: str, extra: bytes = b"") -> bytes:
@@ -395,4 +395,25 @@ def test_a_watch_ends_once_when_the_upstream_never_answers() -> None:
                 assert status_codes(got) == [504]
         (said,) = watching.log
         assert said["seen"] == {"size": 0, "complete": False, "status": 504, "head": None}
+    asyncio.run(run())
+
+
+HEAD_ONLY_POLICY = POLICY.split("    - id: no-bad-model")[0]
+
+
+def test_a_policy_that_reads_no_body_refuses_by_the_head_and_still_inspects_the_rest(
+        ) -> None:
+    async def run() -> None:
+        reader = ModelReader()
+        async with running_proxy(inspections=(reader,), policy=HEAD_ONLY_POLICY) as h:
+            got = await exchange(h.port, [
+                f"POST {h.url('/admin')} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+                "Expect: 100-continue\r\n\r\n".encode()])
+            assert status_codes(got) == [403]  # no 100 Continue: the body is never asked for
+            assert reader.seen == []
+            got = await exchange(h.port, [_post(h.url("/echo"), b"model=bad-1")])
+            assert status_codes(got) == [200]  # no rule reads the model here
+            assert reader.seen == [(b"model=bad-1", True)]
+            record = [e.fields for e in h.events if e.kind == "http.request"][-1]
+            assert record["model_seen"] == {"model": "bad-1"}
     asyncio.run(run())
