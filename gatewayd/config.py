@@ -29,6 +29,7 @@ from pydantic import (
 
 from gatewayd.duration import parse_duration
 from gatewayd.errors import ConfigError
+from gatewayd.quota.settings import QuotaSettings
 from gatewayd.validation import describe
 
 DEFAULT_CONFIG_PATH = Path("/etc/clawgress/gateway.yaml")
@@ -422,6 +423,7 @@ class Config(_Model):
     names: NamesSection = NamesSection()
     l7: L7Section = L7Section()
     ai: AiSection = AiSection()
+    quota: QuotaSettings = QuotaSettings()
 
     @model_validator(mode="after")
     def _environments_declared(self) -> Config:
@@ -467,6 +469,7 @@ _PATH_FIELDS = (
     ("policy", "last_known_good"),
     ("dataplane", "metrics_path"),
     ("l7", "ca_dir"),
+    ("quota", "sqlite_path"),
 )
 _PATH_LIST_FIELDS = (
     ("policy", "trusted_keys"),

@@ -7,7 +7,7 @@ registered here.
 
 from __future__ import annotations
 
-from gatewayd.cli import agent, ca, config_cmd, doctor, keys, lab, lease, policy, rules
+from gatewayd.cli import agent, ca, config_cmd, doctor, keys, lab, lease, policy, quota, rules
 from gatewayd.cli.root import cli
 from gatewayd.cli.run import run
 
@@ -21,6 +21,7 @@ cli.add_command(lab.group)
 cli.add_command(run)
 cli.add_command(rules.group)
 cli.add_command(doctor.doctor)
+cli.add_command(quota.quota)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from gatewayd.identity import Identity, Registry
 from gatewayd.policy import Guard, Plan, Request, compile_plan, explain, parse_documents
 from gatewayd.policy.activation import load_active
 from gatewayd.policy.decision import IPAddress
+from gatewayd.policy.documents import parse_quotas
 from gatewayd.policy.sources import read_policy_files
 
 
@@ -32,14 +33,18 @@ for _command in policy_bundle.COMMANDS:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.pass_obj
 def validate(obj: CliContext, paths: tuple[str, ...]) -> None:
-    """Validate and compile policy documents (files, or folders of *.yaml).
+    """Validate and compile policy documents (files, or folders of *.yaml): policies and
+    quotas.
 
     Every problem is reported with its file, document, rule id and field; exit code 2
     if there is any.
     """
-    docs = parse_documents(read_policy_files(paths))
-    plan = compile_plan(docs, bundle_version=None, guard=Guard.from_config(obj.config))
-    click.echo(f"ok: {len(docs)} policies, {len(plan)} rules")
+    files = read_policy_files(paths)
+    docs = parse_documents(files)
+    plan = compile_plan(docs, bundle_version=None, guard=Guard.from_config(obj.config),
+                        quotas=parse_quotas(files))
+    quotas = f", {len(plan.quotas)} quotas" if len(plan.quotas) else ""
+    click.echo(f"ok: {len(docs)} policies, {len(plan)} rules{quotas}")
 
 
 _HOST_PORT = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d{1,5}))?$")

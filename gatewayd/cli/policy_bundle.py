@@ -29,7 +29,7 @@ from gatewayd.policy.archive import build_bundle
 from gatewayd.policy.bundle import DOCUMENT_SUFFIXES, BundleLimits, format_timestamp, size_text
 from gatewayd.policy.bundle_files import read_bundle_file, write_bundle_file
 from gatewayd.policy.compile import compile_plan
-from gatewayd.policy.documents import parse_documents
+from gatewayd.policy.documents import parse_documents, parse_quotas
 from gatewayd.policy.guard import Guard
 from gatewayd.policy.signing import (
     key_id,
@@ -112,7 +112,8 @@ def bundle(
     chosen = version if version is not None else int(now)
     files = collect_documents(directory, limits)
     docs = parse_documents(files)
-    compile_plan(docs, bundle_version=chosen, guard=Guard.from_config(obj.config))
+    compile_plan(docs, bundle_version=chosen, guard=Guard.from_config(obj.config),
+                 quotas=parse_quotas(files))
     data = build_bundle(files, version=chosen, created_at=now, expires_at=now + lifetime)
     verified = verify_bundle(data, keys={}, limits=limits, now=now, require_signature=False)
     write_bundle_file(output, data)

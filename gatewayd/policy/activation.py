@@ -32,7 +32,7 @@ from gatewayd.policy.bundle_files import (
     stage_file,
 )
 from gatewayd.policy.compile import compile_plan
-from gatewayd.policy.documents import parse_documents
+from gatewayd.policy.documents import parse_documents, parse_quotas
 from gatewayd.policy.guard import Guard
 from gatewayd.policy.plan import Plan
 from gatewayd.policy.signing import TrustedKeys, VerifiedBundle, read_trusted_keys, verify_bundle
@@ -85,7 +85,8 @@ def prepare_bundle(
     )
     try:
         documents = parse_documents(bundle.documents)
-        plan = compile_plan(documents, bundle_version=bundle.version, guard=guard)
+        plan = compile_plan(documents, bundle_version=bundle.version, guard=guard,
+                            quotas=parse_quotas(bundle.documents))
     except BundleVerificationError:
         raise
     except PolicyError as exc:

@@ -34,6 +34,8 @@ from gatewayd.policy.rules import (
     CompiledRule,
 )
 from gatewayd.policy.selectors import IDENTITY_FIELDS
+from gatewayd.quota.documents import QuotaDocument
+from gatewayd.quota.plan import compile_quotas
 
 # Actions that send a flow to the L7 engine (they act on requests).
 L7_ACTIONS = frozenset({Action.INSPECT, Action.THROTTLE, Action.TRANSFORM})
@@ -131,8 +133,10 @@ def compile_plan(
     bundle_version: int | None,
     guard: Guard,
     memo_size: int = DEFAULT_MEMO_SIZE,
+    quotas: Sequence[QuotaDocument] = (),
 ) -> Plan:
-    """The execution plan for ``documents``; raises ``PolicyError`` naming the rule at fault."""
+    """The execution plan for ``documents`` (and the bundle's ``quotas``); raises
+    ``PolicyError`` naming the rule or quota at fault."""
     pairs = sorted(
         ((d.document, r) for d in documents for r in d.document.spec.rules),
         key=lambda dr: (dr[0].id, dr[1].id),
@@ -163,4 +167,5 @@ def compile_plan(
         uses_names=any(r.destination.hosts for r in rules),
         sends_to_l7=any(c.action in L7_ACTIONS or c.has_l7 for c in compiled_rules),
         reads_body=any(c.reads_body for c in compiled_rules),
+        quotas=compile_quotas(quotas),
     )

@@ -16,8 +16,10 @@ A file holds one or more YAML documents (``---``). Each is::
           l7: {methods: [POST], paths: ["/v1/*"], models: ["gpt-4o*"]}
           when: 'identity.environment != "prod" || request.token_estimate < 8000'
 
-This module holds the document, policy and rule models, the actions, and the parsing entry
-points (``parse_documents``, ``parse_file``, ``parse_document``). What a rule matches on is
+A bundle may also carry ``kind: Quota`` documents (budgets: ``gatewayd.quota``, and
+``docs/quota.md``), read by ``parse_quotas``. This module holds the document, policy and
+rule models, the actions, and the parsing entry points (``parse_documents``,
+``parse_quotas``, ``parse_file``, ``parse_document``). What a rule matches on is
 in ``selectors`` (identity, destination) and ``l7_conditions``. The meaning of every field,
 and how rules are ranked, is in ``docs/policy.md``. Pure: reading files is ``sources``.
 """
@@ -36,6 +38,8 @@ from pydantic import Field, ValidationError, model_validator
 from gatewayd.errors import PolicyError
 from gatewayd.policy.l7_conditions import L7Conditions
 from gatewayd.policy.selectors import Destination, IdentitySelector, Name, PolicyModel
+from gatewayd.quota.documents import KIND as QUOTA_KIND
+from gatewayd.quota.documents import QuotaDocument, parse_quota_file
 from gatewayd.validation import describe
 
 API_VERSION = "clawgress.io/v1"
@@ -138,7 +142,7 @@ class SourcedDocument:
     index: int
 
 
-KNOWN_KINDS = ("Policy",)
+KNOWN_KINDS = ("Policy", "Quota")
 MAX_DOCUMENTS_PER_FILE = 1000
 
 
@@ -198,8 +202,8 @@ def parse_file(text: str | bytes, source: str) -> list[SourcedDocument]:
     out = []
     errors = []
     for i, raw in enumerate(raws):
-        if raw is None:
-            continue
+        if raw is None or (isinstance(raw, dict) and raw.get("kind") == QUOTA_KIND):
+            continue  # Quota documents are read by parse_quotas
         try:
             out.append(SourcedDocument(parse_document(raw, source, i), source, i))
         except PolicyError as exc:
@@ -207,6 +211,21 @@ def parse_file(text: str | bytes, source: str) -> list[SourcedDocument]:
     if errors:
         raise PolicyError("\n".join(errors))
     return out
+
+
+def parse_quotas(files: Mapping[str, str | bytes]) -> list[QuotaDocument]:
+    """Every ``Quota`` document of every file (in name order); a bundle carries its
+    quotas beside its policies (``gatewayd.quota``)."""
+    docs: list[QuotaDocument] = []
+    errors: list[str] = []
+    for name in sorted(files):
+        try:
+            docs.extend(parse_quota_file(files[name], name))
+        except PolicyError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise PolicyError("\n".join(errors))
+    return docs
 
 
 def parse_documents(files: Mapping[str, str | bytes]) -> list[SourcedDocument]:

@@ -28,6 +28,7 @@ from gatewayd.policy.documents import Action, EnforcementMode, SourcedDocument
 from gatewayd.policy.guard import Guard, GuardHit, GuardIndex, Network
 from gatewayd.policy.index import DestinationIndex, Entry
 from gatewayd.policy.rules import CompiledRule, Outcome
+from gatewayd.quota.plan import QuotaPlan
 
 _rank = attrgetter("rank")
 
@@ -71,6 +72,7 @@ class Plan:
         uses_names: bool = False,
         sends_to_l7: bool = False,
         reads_body: bool = False,
+        quotas: QuotaPlan | None = None,
     ) -> None:
         self.memo_size = memo_size
         # Every CIDR a rule names, and whether any rule names a host: the data plane
@@ -83,6 +85,8 @@ class Plan:
         # Whether any rule needs what a request's body says (provider, model, tools, token
         # estimate, DLP classes): the L7 engine then reads the body before it decides.
         self.reads_body = reads_body
+        # The bundle's budgets (Quota documents), counted by the L7 engine's quota stage.
+        self.quotas = quotas if quotas is not None else QuotaPlan()
         # The CIDRs that lie inside a guarded or private range: only these let a DNS
         # answer point there.
         self._named_inside = tuple(

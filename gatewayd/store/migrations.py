@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gatewayd.quota.sqlite_ledger import create_tables
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -112,6 +114,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "identity registry and policy bundles", _identity_and_policy),
     Migration(2, "quarantined agents", _quarantines),
     Migration(3, "hashed API keys of agents", _api_keys),
+    Migration(4, "quota counters, holds and buckets", create_tables),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
