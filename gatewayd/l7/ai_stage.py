@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gatewayd.ai import AiRequest, Analyzer, ResponseMeter
+from gatewayd.ai import AiRequest, AiResponse, Analyzer, ResponseMeter
 from gatewayd.l7.inspection import NOTHING, Findings, Headers
 from gatewayd.l7.target import Target
 
@@ -27,12 +27,13 @@ from gatewayd.l7.target import Target
 class UsageWatch:
     """Meters one AI answer as it streams to the client."""
 
-    __slots__ = ("_analyzer", "_meter", "request")
+    __slots__ = ("_analyzer", "_meter", "answer", "request")
 
     def __init__(self, analyzer: Analyzer, request: AiRequest) -> None:
         self._analyzer = analyzer
         self.request = request
         self._meter: ResponseMeter | None = None
+        self.answer: AiResponse | None = None  # once the answer ended
 
     def head(self, status: int, headers: Headers) -> None:
         self._meter = self._analyzer.response(self.request, status, headers)
@@ -44,11 +45,23 @@ class UsageWatch:
     def end(self, status: int | None, complete: bool) -> Mapping[str, Any]:
         if self._meter is None:
             return {"ai_usage": None}  # no answer came
-        answer = self._meter.close()
+        answer = self.answer = self._meter.close()
         said = answer.as_dict()
         if not complete:
             said["cut_short"] = True
         return {"ai_usage": said}
+
+
+def ai_of(found: Findings) -> tuple[AiRequest, AiResponse | None] | None:
+    """The AI request the findings carry, and its answer once it ended (``None`` for a
+    request that is not an AI API's)."""
+    ai = found.details.get("ai")
+    if not isinstance(ai, AiRequest):
+        return None
+    for watch in found.watches:
+        if isinstance(watch, UsageWatch):
+            return ai, watch.answer
+    return ai, None
 
 
 class AiStage:

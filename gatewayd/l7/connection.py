@@ -65,6 +65,7 @@ from gatewayd.l7.inspection import (
     look,
 )
 from gatewayd.l7.interception import LeafContexts
+from gatewayd.l7.quota_stage import actual, estimate, refusal_for
 from gatewayd.l7.responses import REQUEST_ID_HEADER, Answer, answer
 from gatewayd.l7.target import Target, TargetError, read_target
 from gatewayd.l7.transform import Stage, StageError, rewrite
@@ -72,6 +73,7 @@ from gatewayd.l7.upstream import Upstream, UpstreamError, connect
 from gatewayd.netfilter.marks import State
 from gatewayd.packets import ClientHello, ja4, parse_client_hello
 from gatewayd.policy import Action, Decision
+from gatewayd.quota import Admission, QuotaEngine
 from gatewayd.verdict.hello import by_hello
 from gatewayd.verdict.verdicts import state_for
 
@@ -121,6 +123,8 @@ class Services:
     # What looks at a request's body before it is decided (the AI protocol analyzer, DLP);
     # with none, requests are decided by their head and their bodies stream through.
     inspections: tuple[Inspection, ...] = ()
+    # The quota stage (budgets of the plan's Quota documents); None: no quotas counted.
+    quotas: QuotaEngine | None = None
     counters: dict[str, int] = field(default_factory=dict)
 
     def count(self, name: str, n: int = 1) -> None:
@@ -147,6 +151,7 @@ class ClientConnection:
         self.certificate: Asserted | Refusal | None = None
         # The connection to the original destination, opened early (``_preconnect``).
         self._early: tuple[tuple[str, int, str | None], asyncio.Task[Plain]] | None = None
+        self._requests = 0  # requests read on this connection so far
 
     # --- entry points ------------------------------------------------------------------
 
@@ -463,6 +468,7 @@ class ClientConnection:
 
     async def _request(self, h: http1.Inbound, req: http1.Request) -> bool:
         """One request, answered or forwarded; whether the connection may go on."""
+        self._requests += 1
         now = time.time()
         ex = Exchange(new_event_id(now), now, self.origin, method=req.method.decode("ascii",
                                                                                   "replace"))
@@ -490,6 +496,8 @@ class ClientConnection:
         finally:
             if ex.found.watches:
                 _watch(ex, "end", ex.status, ex.complete)
+            if ex.admission is not None:
+                self._settle(ex.admission, ex)
             self.s.audit(request_event(ex, time.time(), self.s.config.gateway.name))
 
     async def _finish_refusal(self, h: http1.Inbound, ans: Answer) -> bool:
@@ -596,7 +604,48 @@ class ClientConnection:
             # body says is still found, for the record and what follows the decision.
             body = await self._read_body(h, ex)
             ex.found = self._look(ex, target, req, body)
+        quotas = self.s.quotas
+        if quotas is not None and len(view.plan.quotas):
+            if body is None:
+                body = await self._read_body(h, ex)
+            await self._reserve(quotas, ex, who, view, body)
         return await self._forward(h, req, ex, target, dst_ip, body)
+
+    async def _reserve(self, quotas: QuotaEngine, ex: Exchange, who: Identity, view: View,
+                       body: Body) -> None:
+        """Hold the request's estimate on the quotas that apply; refused (429, 503) when
+        one of them says no; held back for a throttle's delay."""
+        if quotas.plan is not view.plan.quotas:
+            quotas.use_plan(view.plan.quotas)
+        expected = estimate(ex.found, sum(len(p) for p in body[0]), self._requests == 1,
+                            self.s.config.quota.output_estimate_tokens)
+        admission = quotas.reserve(who, expected, time.time())
+        d = admission.decision
+        if d.outcomes or d.degraded:
+            ex.after["quota"] = d.as_dict()
+            ex.flags.extend(d.flags)
+        if not admission.admitted:
+            self.s.count("refused_by_quota")
+            raise Refused(refusal_for(d, ex.decision))
+        ex.admission = admission
+        if d.alerts and "alert" not in ex.flags:
+            ex.flags.append("alert")
+        if d.flag_agent:
+            ex.flags.append("agent-flagged")
+        if d.delay:
+            await asyncio.sleep(d.delay)
+
+    def _settle(self, admission: Admission, ex: Exchange) -> None:
+        """Book what the request used (what its answer reported), or release its holds
+        when it never reached the upstream."""
+        quotas = self.s.quotas
+        assert quotas is not None
+        now = time.time()
+        if ex.upstream is None:
+            quotas.release(admission, now)  # it never went upstream
+        else:
+            quotas.reconcile(admission, actual(ex.found, admission.estimate, ex.bytes_out),
+                             now)
 
     def _look(self, ex: Exchange, target: Target, req: http1.Request, body: Body) -> Findings:
         """What the inspections find in the request (refused when one of them fails)."""

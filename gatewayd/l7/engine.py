@@ -33,6 +33,7 @@ from gatewayd.l7.inspection import Inspection
 from gatewayd.l7.interception import LeafContexts
 from gatewayd.l7.upstream import upstream_context
 from gatewayd.policy import Decision
+from gatewayd.quota import QuotaEngine, QuotaPlan, open_engine
 
 log = logging.getLogger("clawgress.l7")
 
@@ -116,7 +117,10 @@ class L7Engine:
             upstream_tls=upstream_context(config.l7.extra_upstream_cas),
             assertions=load_settings(config.l7.identity),
             inspections=inspections_for(config),
+            # The plan's quotas are taken up by the first request that meets them.
+            quotas=open_engine(QuotaPlan(), config.quota, config.store.path),
         )
+        self._settling: asyncio.Task[None] | None = None
         self._ca = leaves.ca if leaves is not None else None
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
@@ -158,6 +162,30 @@ class L7Engine:
                 opened += 1
             self.ports[via] = port
             log.info("L7 %s listener on port %d (%d families)", via, port, opened)
+        self._settling = asyncio.get_running_loop().create_task(self._settle_quotas())
+
+    async def _settle_quotas(self) -> None:
+        """Book the usage that waits for the next request's check (``quota.settle_delay_ms``)
+        when none comes, and record the quota backend's changes of health."""
+        quotas = self.services.quotas
+        if quotas is None:
+            return
+        every = max(self.config.quota.settle_delay_ms, 100) / 1000
+        while True:
+            await asyncio.sleep(every)
+            self._flush_quotas(quotas)
+
+    def _flush_quotas(self, quotas: QuotaEngine) -> None:
+        now = time.time()
+        try:
+            quotas.flush(now)
+        except Exception:  # the backend's trouble is the engine's to report, not to raise
+            log.exception("booking quota usage failed")
+        for event in quotas.drain_events():
+            log.warning("quota backend %s %s: %s", event.backend, event.kind, event.detail)
+            self.services.audit(AuditEvent("quota.backend", event.at, {
+                "event": event.kind, "backend": event.backend, "detail": event.detail,
+                "gateway": self.config.gateway.name}))
 
     def _proxy_tls(self) -> ssl.SSLContext:
         """The explicit proxy's own TLS: leaves of the gateway CA, client certificates
@@ -197,6 +225,11 @@ class L7Engine:
                 conn.plain.abort()
 
     async def stop(self) -> None:
+        if self._settling is not None:
+            self._settling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._settling
+            self._settling = None
         for server in self._servers:
             server.close()
         for task in list(self._connections):
@@ -207,3 +240,9 @@ class L7Engine:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         self._servers.clear()
+        quotas = self.services.quotas
+        if quotas is not None:
+            self._flush_quotas(quotas)
+            with contextlib.suppress(Exception):
+                quotas.close()
+            self.services.quotas = None

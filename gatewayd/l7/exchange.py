@@ -43,6 +43,7 @@ from gatewayd.l7.inspection import NOTHING, Findings
 from gatewayd.l7.responses import Answer, answer
 from gatewayd.l7.target import Target
 from gatewayd.policy import Action, Decision, Plan, Request
+from gatewayd.quota import Admission
 from gatewayd.verdict.resolved import ResolvedNames
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -97,12 +98,13 @@ class Refusal:
     flag: str
     decision: Decision | None = None
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    kind: str | None = None  # the body's `error` (by default, named by the status)
 
     def answer(self, request_id: str, *, close: bool = False) -> Answer:
         d = self.decision
         return answer(self.status, self.reason, request_id,
                       policy_id=d.policy_id if d else None, rule_id=d.rule_id if d else None,
-                      headers=self.headers, close=close)
+                      headers=self.headers, close=close, kind=self.kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +261,7 @@ class Exchange:
     upstream: str | None = None
     found: Findings = NOTHING
     complete: bool = False  # the response reached the client whole
+    admission: Admission | None = None  # what the quotas hold for it (quota_stage)
     after: dict[str, Any] = field(default_factory=dict)  # what the response watches said
 
     def refused(self, refusal: Refusal) -> Answer:

@@ -3,6 +3,7 @@ object with what each client got. The trust store comes from the environment
 (SSL_CERT_FILE / REQUESTS_CA_BUNDLE: the lab's trust bundle).
 
     python l7_sdk_probe.py openai BASE_URL [--proxy URL]
+    python l7_sdk_probe.py budget BASE_URL   (chat calls until one is refused, at most 20)
     python l7_sdk_probe.py httpx URL [--proxy URL]
     python l7_sdk_probe.py requests URL [--proxy URL]
 """
@@ -64,6 +65,32 @@ def _openai(base_url: str, proxy: str | None) -> dict[str, Any]:
     }
 
 
+def _budget(base_url: str, proxy: str | None) -> dict[str, Any]:
+    """Chat calls, JSON and streamed in turn, until one is refused: what each reported
+    using, and the refusal."""
+    client = openai.OpenAI(base_url=base_url, api_key="lab-key", max_retries=0, timeout=10)
+    messages = [{"role": "user", "content": "count my tokens against the budget please"}]
+    used: list[int] = []
+    for i in range(20):
+        try:
+            if i % 2:
+                stream = client.chat.completions.create(
+                    model="lab-model", messages=messages, max_tokens=20, stream=True,
+                    stream_options={"include_usage": True})
+                total = [c.usage.total_tokens for c in stream if c.usage is not None]
+                used.append(total[-1])
+            else:
+                reply = client.chat.completions.create(model="lab-model", messages=messages,
+                                                       max_tokens=20)
+                assert reply.usage is not None
+                used.append(reply.usage.total_tokens)
+        except openai.APIStatusError as exc:
+            return {"used": used, "refused": {
+                "status": exc.status_code, "body": exc.response.json(),
+                "retry_after": exc.response.headers.get("retry-after")}}
+    return {"used": used, "refused": None}
+
+
 def _httpx(url: str, proxy: str | None) -> dict[str, Any]:
     with httpx.Client(proxy=proxy, timeout=10) as client:
         first = client.get(url)
@@ -86,11 +113,12 @@ def _requests(url: str, proxy: str | None) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("client", choices=["openai", "httpx", "requests"])
+    parser.add_argument("client", choices=["openai", "budget", "httpx", "requests"])
     parser.add_argument("url")
     parser.add_argument("--proxy")
     args = parser.parse_args()
-    run = {"openai": _openai, "httpx": _httpx, "requests": _requests}[args.client]
+    run = {"openai": _openai, "budget": _budget, "httpx": _httpx,
+           "requests": _requests}[args.client]
     try:
         result = run(args.url, args.proxy)
     except Exception as exc:  # report, do not hide: the test asserts on it

@@ -24,6 +24,8 @@ from gatewayd.l7.transform import Stage
 from gatewayd.l7.upstream import upstream_context
 from gatewayd.lab.upstream import Upstream, server_context, start_server
 from gatewayd.policy import Decision, Guard, compile_plan, parse_documents
+from gatewayd.policy.documents import parse_quotas
+from gatewayd.quota import MemoryLedger, QuotaEngine
 from gatewayd.verdict.resolved import ResolvedNames
 
 POLICY = """
@@ -77,12 +79,14 @@ async def running_proxy(*, transforms: tuple[Stage, ...] = (),
                         leaves: LeafContexts | None = None,
                         upstream_tls: ssl.SSLContext | None = None,
                         tls_upstream: tuple[str, str] | None = None,
-                        policy: str = POLICY, **l7: Any) -> AsyncIterator[Harness]:
+                        policy: str = POLICY, quotas: str = "",
+                        **l7: Any) -> AsyncIterator[Harness]:
     """The proxy on 127.0.0.1; the lab upstream behind it (HTTPS with ``tls_upstream``'s
     certificate and key files); interception with ``leaves``."""
     config = harness_config(**l7)
     docs = parse_documents({"harness.yaml": policy})
-    plan = compile_plan(docs, bundle_version=1, guard=Guard.builtin())
+    plan = compile_plan(docs, bundle_version=1, guard=Guard.builtin(),
+                        quotas=parse_quotas({"quotas.yaml": quotas}) if quotas else ())
     now = time.time()
     lease = Lease(1, "127.0.0.1", "lo", AGENT.agent_id, now, now + 3600)
     leases = LeaseTable.build([(lease, AGENT)], generation=1, now=now)
@@ -97,7 +101,8 @@ async def running_proxy(*, transforms: tuple[Stage, ...] = (),
     services = Services(config=config, view=lambda: view, audit=events.append,
                         quarantine=quarantine, leaves=leaves,
                         upstream_tls=upstream_tls or upstream_context([]),
-                        transforms=transforms, inspections=inspections)
+                        transforms=transforms, inspections=inspections,
+                        quotas=QuotaEngine(plan.quotas, MemoryLedger()) if quotas else None)
     server_tls = server_context(*tls_upstream) if tls_upstream else None
     upstream = await start_server(Upstream({"127.0.0.1": "loopback"}), 0, server_tls,
                                   "127.0.0.1")

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 
 import pytest
 
+from gatewayd.l7.ai_stage import AiStage
 from gatewayd.l7.inspection import Findings, InspectionError
 from gatewayd.l7.target import Target
-from tests.l7.proxy_harness import POLICY, exchange, running_proxy, status_codes
+from gatewayd.quota import usage_rows
+from tests.l7.proxy_harness import AGENT, POLICY, Harness, exchange, running_proxy, status_codes
 
 
 def _get(url: str, extra: bytes = b"") -> bytes:
@@ -416,4 +419,68 @@ def test_a_policy_that_reads_no_body_refuses_by_the_head_and_still_inspects_the_
             assert reader.seen == [(b"model=bad-1", True)]
             record = [e.fields for e in h.events if e.kind == "http.request"][-1]
             assert record["model_seen"] == {"model": "bad-1"}
+    asyncio.run(run())
+
+
+def _quota(qid: str, metric: str, limit: int, mode: str = "hard-stop") -> str:
+    return (f"apiVersion: clawgress.io/v1\nkind: Quota\nmetadata: {{id: {qid}}}\nspec:\n"
+            f"  scope: agent\n  metric: {metric}\n  window: rolling-minute\n"
+            f"  limit: {limit}\n  mode: {mode}\n---\n")
+
+
+def _usage(h: Harness) -> dict[str, tuple[int, int]]:
+    """Used and held per quota, for the harness agent, once waiting usage is booked."""
+    quotas = h.services.quotas
+    assert quotas is not None
+    quotas.flush(time.time())
+    rows = usage_rows(quotas.plan, quotas.ledger, time.time(), who=AGENT)
+    return {r.quota.id: (r.used, r.held) for r in rows}
+
+
+def test_a_hard_stop_quota_refuses_with_429_and_says_why() -> None:
+    async def run() -> None:
+        async with running_proxy(quotas=_quota("two", "requests", 2)) as h:
+            got = await exchange(h.port, [_get(h.url("/")), _get(h.url("/")),
+                                          _get(h.url("/"))])
+            assert status_codes(got) == [200, 200, 429]
+            third = got.split(b"HTTP/1.1 429 ")[1]
+            assert b"retry-after: " in third
+            body = json.loads(third.split(b"\r\n\r\n", 1)[1])
+            assert body["error"] == "quota-exceeded" and "quota two" in body["reason"]
+            records = [e.fields for e in h.events if e.kind == "http.request"]
+            assert records[2]["quota"]["quota_id"] == "two"
+            assert records[2]["status"] == 429 and "quota-exceeded" in records[2]["flags"]
+            assert _usage(h) == {"two": (2, 0)}
+    asyncio.run(run())
+
+
+CHAT = json.dumps({"model": "lab-model", "max_tokens": 50,
+                   "messages": [{"role": "user", "content": "hello there gateway"}]}).encode()
+
+
+def test_tokens_are_reserved_then_reconciled_with_the_usage_the_answer_reports() -> None:
+    async def run() -> None:
+        quotas = _quota("tokens", "total-tokens", 1000) + _quota("bytes", "bytes-out", 10**6)
+        async with running_proxy(inspections=(AiStage(),), quotas=quotas) as h:
+            got = await exchange(h.port, [
+                _post(h.url("/v1/chat/completions"), CHAT, "Content-Type: application/json\r\n")])
+            assert status_codes(got) == [200]
+            reported = json.loads(got.split(b"\r\n\r\n", 1)[1])["usage"]["total_tokens"]
+            (record,) = [e.fields for e in h.events if e.kind == "http.request"]
+            assert record["ai_usage"]["usage"]["total_tokens"] == reported
+            # Booked: what the answer reported, not the estimate (prompt + max_tokens 50);
+            # nothing is held any more.
+            assert _usage(h) == {"tokens": (reported, 0), "bytes": (len(CHAT), 0)}
+    asyncio.run(run())
+
+
+def test_a_request_that_never_reaches_the_upstream_releases_its_hold() -> None:
+    async def run() -> None:
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]  # bound, never listening: refused
+            async with running_proxy(quotas=_quota("two", "requests", 2)) as h:
+                got = await exchange(h.port, [_get(f"http://127.0.0.1:{port}/")])
+                assert status_codes(got) == [502]
+                assert _usage(h) == {"two": (0, 0)}
     asyncio.run(run())
