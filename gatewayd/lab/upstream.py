@@ -24,12 +24,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
+from gatewayd.lab.upstream_anthropic import message
 from gatewayd.lab.upstream_http import (
     BYTES_BLOCK,
     CHUNKED,
     LAST_CHUNK,
     MAX_BODY_BYTES,
     Answer,
+    AnthropicMessages,
     Bytes,
     ChatCompletions,
     EchoLength,
@@ -109,7 +111,8 @@ class Upstream:
                 return
             # The body is read in any case (the next request follows it) and kept only for
             # a chat completion, within its limit.
-            wants = reply.max_body if isinstance(reply, ChatCompletions) else -1
+            wants = (reply.max_body if isinstance(reply, ChatCompletions | AnthropicMessages)
+                     else -1)
             body = await _read_body(reader, buf, length, wants)
             if body is None:
                 return
@@ -120,6 +123,9 @@ class Upstream:
             elif isinstance(reply, ChatCompletions):
                 answer = chat_completion(reply, b"".join(kept) if kept is not None else None,
                                          next(self._completions), time.time())
+            elif isinstance(reply, AnthropicMessages):
+                answer = message(reply, b"".join(kept) if kept is not None else None,
+                                 next(self._completions))
             else:
                 answer = reply
             keep_alive = head.keep_alive

@@ -13,7 +13,9 @@ and writes it. Endpoints:
   framing is read: the gateway's splice is what is under test);
 * ``POST /v1/chat/completions?interval_ms=I``: the OpenAI chat completions API (below), as
   JSON, or with ``"stream": true`` as server-sent events I ms apart (default 0);
-* ``GET /v1/models`` and ``GET /v1/models/lab-model``: the one model, ``lab-model``.
+* ``GET /v1/models`` and ``GET /v1/models/lab-model``: the one model, ``lab-model``;
+* ``POST /v1/messages?interval_ms=I``: the Anthropic Messages API, JSON or streamed
+  (``gatewayd.lab.upstream_anthropic``).
 
 HTTP/1.1 keep-alive is the default (HTTP/1.0: only with ``Connection: keep-alive``).
 Request bodies are sized by ``Content-Length`` or sent chunked (``Transfer-Encoding:
@@ -209,6 +211,15 @@ class ChatCompletions:
 
 
 @dataclass(frozen=True)
+class AnthropicMessages:
+    """Read the request body, keeping it when it is at most ``max_body`` bytes, and answer
+    with ``gatewayd.lab.upstream_anthropic.message``."""
+
+    interval_ms: int = 0
+    max_body: int = MAX_CHAT_BODY_BYTES
+
+
+@dataclass(frozen=True)
 class EventStream:
     """Server-sent events: a chunked ``text/event-stream`` body, one event a chunk, the
     events ``interval_ms`` apart."""
@@ -225,7 +236,7 @@ class Upgrade:
     accept: str
 
 
-Reply = Fixed | Bytes | Stream | EchoLength | ChatCompletions | Upgrade
+Reply = Fixed | Bytes | Stream | EchoLength | ChatCompletions | AnthropicMessages | Upgrade
 
 # RFC 6455 §4.2.2: the key the server hashes with the client's Sec-WebSocket-Key.
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -242,13 +253,14 @@ def upgrade_head(accept: str) -> bytes:
 Answer = Fixed | Bytes | Stream | EventStream
 
 
-def _json(status: int, value: object) -> Fixed:
+def fixed_json(status: int, value: object) -> Fixed:
+    """A JSON answer."""
     body = (json.dumps(value, sort_keys=True) + "\n").encode()
     return Fixed(status, "application/json", body)
 
 
 def error_reply(status: int, message: str) -> Fixed:
-    return _json(status, {"error": message})
+    return fixed_json(status, {"error": message})
 
 
 def plain_address(address: str) -> str:
@@ -269,13 +281,20 @@ def route(head: RequestHead, served: Served, names: Mapping[str, str]) -> Reply:
         if head.method != "POST":
             return error_reply(405, "POST a body to /echo")
         return EchoLength()
+    if url.path == "/v1/messages":
+        if head.method != "POST":
+            return error_reply(405, "POST a request to /v1/messages")
+        interval = _int(query, "interval_ms", 0)
+        if interval is None or interval > MAX_CHAT_INTERVAL_MS:
+            return error_reply(400, f"interval_ms: 0 to {MAX_CHAT_INTERVAL_MS}")
+        return AnthropicMessages(interval)
     if url.path.startswith("/v1/"):
         return _openai_route(head.method, url.path, query)
     if head.method != "GET":
         return error_reply(405, f"{head.method} is not served at {url.path}")
     address = plain_address(served.address)
     if url.path == "/":
-        return _json(200, {
+        return fixed_json(200, {
             "name": names.get(address),
             "host": head.header("host"),
             "scheme": served.scheme,
@@ -290,7 +309,7 @@ def route(head: RequestHead, served: Served, names: Mapping[str, str]) -> Reply:
             return error_reply(400, "/ws needs a WebSocket upgrade")
         return Upgrade(websocket_accept(key.strip()))
     if url.path == "/headers":
-        return _json(200, {"headers": [[k.lower(), v] for k, v in head.headers]})
+        return fixed_json(200, {"headers": [[k.lower(), v] for k, v in head.headers]})
     if url.path == "/bytes":
         n = _int(query, "n", 0)
         if n is None or not 0 <= n <= MAX_BYTES:
@@ -326,7 +345,7 @@ def _float(query: dict[str, list[str]], key: str, default: float) -> float | Non
 
 
 def echo_reply(length: int) -> Fixed:
-    return _json(200, {"received": length})
+    return fixed_json(200, {"received": length})
 
 
 def response_head(
@@ -397,7 +416,7 @@ _WORD_START = re.compile(r"(?<=\s)(?=\S)")
 def openai_error(status: int, message: str, param: str | None = None,
                  code: str | None = None) -> Fixed:
     """An error in the OpenAI API's shape."""
-    return _json(status, {"error": {
+    return fixed_json(status, {"error": {
         "message": message, "type": "invalid_request_error", "param": param, "code": code,
     }})
 
@@ -414,10 +433,10 @@ def _openai_route(method: str, path: str, query: dict[str, list[str]]) -> Reply:
         if method != "GET":
             return openai_error(405, f"{method} is not served at {path}")
         if path == "/v1/models":
-            return _json(200, {"object": "list", "data": [LAB_MODEL]})
+            return fixed_json(200, {"object": "list", "data": [LAB_MODEL]})
         model = path.removeprefix("/v1/models/")
         if model == LAB_MODEL["id"]:
-            return _json(200, LAB_MODEL)
+            return fixed_json(200, LAB_MODEL)
         return openai_error(404, f"the model {model!r} does not exist", "model",
                             "model_not_found")
     return openai_error(404, f"no such path {path}", code="unknown_url")
@@ -482,7 +501,7 @@ def chat_completion(
         content = _text(message["content"])
         return EventStream(_chunks(base, chat.include_usage, content, call, finish, usage),
                            request.interval_ms)
-    return _json(200, base | {
+    return fixed_json(200, base | {
         "object": "chat.completion",
         "choices": [{"index": 0, "message": message, "finish_reason": finish,
                      "logprobs": None}],

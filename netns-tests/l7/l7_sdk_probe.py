@@ -4,6 +4,7 @@ object with what each client got. The trust store comes from the environment
 
     python l7_sdk_probe.py openai BASE_URL [--proxy URL]
     python l7_sdk_probe.py budget BASE_URL   (chat calls until one is refused, at most 20)
+    python l7_sdk_probe.py budget-anthropic BASE_URL   (the same with the Anthropic SDK)
     python l7_sdk_probe.py httpx URL [--proxy URL]
     python l7_sdk_probe.py requests URL [--proxy URL]
 """
@@ -18,6 +19,7 @@ import sys
 import time
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import requests
@@ -91,6 +93,30 @@ def _budget(base_url: str, proxy: str | None) -> dict[str, Any]:
     return {"used": used, "refused": None}
 
 
+def _budget_anthropic(base_url: str, proxy: str | None) -> dict[str, Any]:
+    """As ``_budget``, with the official Anthropic SDK and the Messages API."""
+    client = anthropic.Anthropic(base_url=base_url, api_key="lab-key", max_retries=0,
+                                 timeout=10)
+    messages: Any = [{"role": "user", "content": "count my tokens against the budget please"}]
+    used: list[int] = []
+    for i in range(20):
+        try:
+            if i % 2:
+                with client.messages.stream(model="claude-lab", max_tokens=20,
+                                            messages=messages) as stream:
+                    final = stream.get_final_message()
+                used.append(final.usage.input_tokens + final.usage.output_tokens)
+            else:
+                got = client.messages.create(model="claude-lab", max_tokens=20,
+                                             messages=messages)
+                used.append(got.usage.input_tokens + got.usage.output_tokens)
+        except anthropic.APIStatusError as exc:
+            return {"used": used, "refused": {
+                "status": exc.status_code, "body": exc.response.json(),
+                "retry_after": exc.response.headers.get("retry-after")}}
+    return {"used": used, "refused": None}
+
+
 def _httpx(url: str, proxy: str | None) -> dict[str, Any]:
     with httpx.Client(proxy=proxy, timeout=10) as client:
         first = client.get(url)
@@ -113,12 +139,13 @@ def _requests(url: str, proxy: str | None) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("client", choices=["openai", "budget", "httpx", "requests"])
+    parser.add_argument("client", choices=["openai", "budget", "budget-anthropic", "httpx",
+                                           "requests"])
     parser.add_argument("url")
     parser.add_argument("--proxy")
     args = parser.parse_args()
-    run = {"openai": _openai, "budget": _budget, "httpx": _httpx,
-           "requests": _requests}[args.client]
+    run = {"openai": _openai, "budget": _budget, "budget-anthropic": _budget_anthropic,
+           "httpx": _httpx, "requests": _requests}[args.client]
     try:
         result = run(args.url, args.proxy)
     except Exception as exc:  # report, do not hide: the test asserts on it
