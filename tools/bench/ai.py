@@ -17,7 +17,9 @@ Figures come in sections (``SECTIONS``): each is a function ``(quick) -> (figure
 notes)``; other areas' figures that belong with the AI path (the quota stage's, for
 instance) join the list and run with ``--section``. Medians of the rounds' p50 with
 their spread; ratios are taken within each round. Run: ``python -m tools.bench.ai``
-(``--quick`` for a smoke run).
+(``--quick`` for a smoke run). The ``quota`` section is ``tools/bench/quota.py``'s: quota
+check + commit latency p50/p99 on SQLite and on Redis (a ``redis-server`` it starts itself),
+against a Redis ``PING`` in the same run.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from gatewayd.ai import Analyzer
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", "")  # the reference encoding: no cache copy
 import tiktoken  # after the cache setting, which it reads
 
+from tools.bench.quota import quota_figures
 from tools.bench.report import Figure, Report, median, percentile
 
 Section = Callable[[bool], tuple[dict[str, Figure], list[str]]]
@@ -192,6 +195,8 @@ def analyzer_figures(quick: bool) -> tuple[dict[str, Figure], list[str]]:
 # Each section adds figures to the one report; others join here (``--section``).
 SECTIONS: dict[str, Section] = {
     "analyzer": analyzer_figures,
+    # The quota stage's check + commit on SQLite and Redis (tools/bench/quota.py).
+    "quota": quota_figures,
 }
 
 
