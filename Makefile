@@ -23,6 +23,7 @@ bench: setup
 	@$(PY) -m tools.bench.policy
 	@$(PY) -m tools.bench.dataplane
 	@$(PY) -m tools.bench.l7
+	@$(PY) -m tools.bench.ai
 
 clean:
 	rm -rf $(VENV) bench-results/*.json .pytest_cache .mypy_cache .ruff_cache
