@@ -35,11 +35,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gatewayd.ai import filter_tools_list
 from gatewayd.audit import AuditEvent, new_event_id
 from gatewayd.config import Config
 from gatewayd.errors import ClawgressError, ParseError
 from gatewayd.identity import Identity
 from gatewayd.l7 import http1
+from gatewayd.l7.ai_stage import ai_of
 from gatewayd.l7.assertions import AssertionSettings
 from gatewayd.l7.conn import Plain, Stream, TlsServer, splice
 from gatewayd.l7.exchange import (
@@ -594,6 +596,15 @@ class ClientConnection:
         decision = decide(self.origin, who, host, method, target.path, target.port, dst_ip,
                           view.plan, now, found)
         ex.decision = decision
+        if view.plan.reads_body and _lists_tools(found):
+            # What an MCP server offers is cut down to what the agent may call: a tool is
+            # offered when a call to it, here, would be admitted.
+            def tool_allowed(name: str) -> bool:
+                call = replace(found, tools=(name,))
+                verdict = decide(self.origin, who, host, method, target.path, target.port,
+                                 dst_ip, view.plan, now, call)
+                return action_for(verdict, 0).refusal is None
+            ex.tool_allowed = tool_allowed
         act = action_for(decision, self.cfg.throttle_retry_after)
         ex.flags.extend(act.flags)
         if act.refusal is not None:
@@ -910,8 +921,22 @@ class ClientConnection:
         watches = ex.found.watches
         if watches:
             _watch(ex, "head", event.status_code, list(event.headers))
-        self._send(h, http1.Response(status_code=event.status_code, reason=event.reason,
-                                   headers=_response_headers(event.headers, ex.request_id)))
+        if ex.tool_allowed is not None and 200 <= event.status_code < 300:
+            await self._filtered_tools(h, ex, up, event, ex.tool_allowed)
+        else:
+            self._send(h, http1.Response(status_code=event.status_code, reason=event.reason,
+                                         headers=_response_headers(event.headers,
+                                                                   ex.request_id)))
+            await self._stream_body(h, ex, up)
+        if not up.reusable:
+            up.close()
+            self.upstream = None
+        return h.our_state is http1.DONE and h.their_state is http1.DONE
+
+    async def _stream_body(self, h: http1.Inbound, ex: Exchange, up: Upstream) -> None:
+        """The response body, sent on piece by piece as it arrives."""
+        timeout = self.cfg.upstream_timeout
+        watches = ex.found.watches
         while True:
             event = await up.next_event(timeout)
             if isinstance(event, http1.Data):
@@ -927,10 +952,51 @@ class ClientConnection:
                 break
             else:
                 raise UpstreamError("the upstream closed in the middle of its response")
-        if not up.reusable:
-            up.close()
-            self.upstream = None
-        return h.our_state is http1.DONE and h.their_state is http1.DONE
+
+    async def _filtered_tools(self, h: http1.Inbound, ex: Exchange, up: Upstream,
+                              head: http1.Response, allowed: Callable[[str], bool]) -> None:
+        """An MCP ``tools/list`` answer, read whole (up to ``l7.inspect_body_bytes``) and
+        sent on with only the tools the agent may call. One that cannot be read (too
+        large, compressed, not JSON) is not forwarded: 502."""
+        limit = self.cfg.inspect_body_bytes
+        if any(n == b"content-encoding" and v.strip().lower() != b"identity"
+               for n, v in head.headers):
+            raise UpstreamError("a compressed tools/list answer cannot be filtered",
+                                flag="tools-list-unfiltered")
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            event = await up.next_event(self.cfg.upstream_timeout)
+            if isinstance(event, http1.Data):
+                size += len(event.data)
+                if size > limit:
+                    raise UpstreamError(f"the tools/list answer is over {limit} bytes, too"
+                                        " large to filter", flag="tools-list-unfiltered")
+                parts.append(bytes(event.data))
+            elif isinstance(event, http1.EndOfMessage):
+                break
+            else:
+                raise UpstreamError("the upstream closed in the middle of its response")
+        original = b"".join(parts)
+        if ex.found.watches:
+            _watch(ex, "feed", original)
+        try:
+            body = filter_tools_list(original, allowed)
+        except ParseError as exc:
+            raise UpstreamError(f"the tools/list answer cannot be filtered: {exc}",
+                                flag="tools-list-unfiltered") from None
+        if body != original:
+            ex.flags.append("tools-list-filtered")
+        headers = [(n, v) for n, v in _response_headers(head.headers, ex.request_id)
+                   if n not in (b"content-length", b"transfer-encoding")]
+        headers.append((b"content-length", str(len(body)).encode()))
+        self._send(h, http1.Response(status_code=head.status_code, reason=head.reason,
+                                     headers=headers))
+        self._send(h, http1.Data(data=body))
+        self._send(h, http1.EndOfMessage())
+        ex.bytes_in += len(body)
+        ex.complete = True
+        await self._drain_client()
 
     async def _switched(self, h: http1.Inbound, ex: Exchange, up: Upstream) -> None:
         """After a 101: both sides speak another protocol (WebSocket); spliced."""
@@ -947,6 +1013,12 @@ class ClientConnection:
             up.close()
         ex.bytes_out += sent
         ex.bytes_in += got
+
+
+def _lists_tools(found: Findings) -> bool:
+    """Whether the request is an MCP ``tools/list`` (its answer is then filtered)."""
+    ai = ai_of(found)
+    return ai is not None and "tools/list" in ai[0].mcp_methods
 
 
 def _watch(ex: Exchange, step: str, *args: Any) -> None:

@@ -24,7 +24,7 @@ Pure: the view of leases and policy, and the time, are arguments.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -262,6 +262,8 @@ class Exchange:
     found: Findings = NOTHING
     complete: bool = False  # the response reached the client whole
     admission: Admission | None = None  # what the quotas hold for it (quota_stage)
+    # For an MCP tools/list: which tools its answer may offer (the rest are cut out).
+    tool_allowed: Callable[[str], bool] | None = None
     after: dict[str, Any] = field(default_factory=dict)  # what the response watches said
 
     def refused(self, refusal: Refusal) -> Answer:

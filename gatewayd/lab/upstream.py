@@ -37,6 +37,7 @@ from gatewayd.lab.upstream_http import (
     EchoLength,
     EventStream,
     Fixed,
+    McpRpc,
     RequestError,
     Served,
     Stream,
@@ -55,6 +56,7 @@ from gatewayd.lab.upstream_http import (
     tick_chunk,
     upgrade_head,
 )
+from gatewayd.lab.upstream_mcp import mcp_answer
 
 log = logging.getLogger("gatewayd.lab.upstream")
 
@@ -111,7 +113,8 @@ class Upstream:
                 return
             # The body is read in any case (the next request follows it) and kept only for
             # a chat completion, within its limit.
-            wants = (reply.max_body if isinstance(reply, ChatCompletions | AnthropicMessages)
+            wants = (reply.max_body
+                     if isinstance(reply, ChatCompletions | AnthropicMessages | McpRpc)
                      else -1)
             body = await _read_body(reader, buf, length, wants)
             if body is None:
@@ -123,6 +126,8 @@ class Upstream:
             elif isinstance(reply, ChatCompletions):
                 answer = chat_completion(reply, b"".join(kept) if kept is not None else None,
                                          next(self._completions), time.time())
+            elif isinstance(reply, McpRpc):
+                answer = mcp_answer(b"".join(kept) if kept is not None else None, reply.sse)
             elif isinstance(reply, AnthropicMessages):
                 answer = message(reply, b"".join(kept) if kept is not None else None,
                                  next(self._completions))

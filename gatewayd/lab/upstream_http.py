@@ -15,7 +15,8 @@ and writes it. Endpoints:
   JSON, or with ``"stream": true`` as server-sent events I ms apart (default 0);
 * ``GET /v1/models`` and ``GET /v1/models/lab-model``: the one model, ``lab-model``;
 * ``POST /v1/messages?interval_ms=I``: the Anthropic Messages API, JSON or streamed
-  (``gatewayd.lab.upstream_anthropic``).
+  (``gatewayd.lab.upstream_anthropic``);
+* ``POST /mcp[?sse=1]``: an MCP server's JSON-RPC (``gatewayd.lab.upstream_mcp``).
 
 HTTP/1.1 keep-alive is the default (HTTP/1.0: only with ``Connection: keep-alive``).
 Request bodies are sized by ``Content-Length`` or sent chunked (``Transfer-Encoding:
@@ -68,6 +69,7 @@ BYTES_BLOCK = b"0123456789abcdef" * 4096
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _REASONS = {
     200: "OK",
+    202: "Accepted",
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -220,6 +222,15 @@ class AnthropicMessages:
 
 
 @dataclass(frozen=True)
+class McpRpc:
+    """Read the request body (kept up to ``max_body`` bytes) and answer it as the lab's
+    MCP server (``gatewayd.lab.upstream_mcp``); ``sse``: as one server-sent event."""
+
+    sse: bool = False
+    max_body: int = MAX_CHAT_BODY_BYTES
+
+
+@dataclass(frozen=True)
 class EventStream:
     """Server-sent events: a chunked ``text/event-stream`` body, one event a chunk, the
     events ``interval_ms`` apart."""
@@ -236,7 +247,8 @@ class Upgrade:
     accept: str
 
 
-Reply = Fixed | Bytes | Stream | EchoLength | ChatCompletions | AnthropicMessages | Upgrade
+Reply = (Fixed | Bytes | Stream | EchoLength | ChatCompletions | AnthropicMessages | McpRpc
+         | Upgrade)
 
 # RFC 6455 §4.2.2: the key the server hashes with the client's Sec-WebSocket-Key.
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -281,6 +293,10 @@ def route(head: RequestHead, served: Served, names: Mapping[str, str]) -> Reply:
         if head.method != "POST":
             return error_reply(405, "POST a body to /echo")
         return EchoLength()
+    if url.path == "/mcp":
+        if head.method != "POST":
+            return error_reply(405, "POST a JSON-RPC request to /mcp")
+        return McpRpc(sse=query.get("sse") == ["1"])
     if url.path == "/v1/messages":
         if head.method != "POST":
             return error_reply(405, "POST a request to /v1/messages")

@@ -45,6 +45,10 @@ spec:
       action: deny
       destination: {cidrs: [127.0.0.1/32]}
       l7: {models: ["bad-*"]}
+    - id: no-shell
+      action: deny
+      destination: {cidrs: [127.0.0.1/32]}
+      l7: {tools: ["shell.*"]}
     - id: rewrite
       action: transform
       destination: {cidrs: [127.0.0.1/32]}

@@ -484,3 +484,45 @@ def test_a_request_that_never_reaches_the_upstream_releases_its_hold() -> None:
                 assert status_codes(got) == [502]
                 assert _usage(h) == {"two": (0, 0)}
     asyncio.run(run())
+
+
+def _rpc(method: str, rid: int = 1, **params: object) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": rid, "method": method,
+                       "params": params}).encode()
+
+
+def _mcp_post(url: str, body: bytes) -> bytes:
+    return _post(url, body, "Content-Type: application/json\r\n"
+                 "Accept: application/json, text/event-stream\r\n")
+
+
+def _first_body(got: bytes) -> bytes:
+    """The body of the first response in ``got`` (which has a Content-Length)."""
+    head, _, rest = got.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    return rest[:length]
+
+
+@pytest.mark.parametrize("sse", [False, True], ids=["json", "sse"])
+def test_an_mcp_tools_list_offers_only_the_tools_the_agent_may_call(sse: bool) -> None:
+    async def run() -> None:
+        async with running_proxy(inspections=(AiStage(),)) as h:
+            url = h.url("/mcp?sse=1" if sse else "/mcp")
+            got = await exchange(h.port, [
+                _mcp_post(url, _rpc("tools/list")),
+                _mcp_post(url, _rpc("tools/call", 2, name="shell.exec",
+                                    arguments={"cmd": "id"})),
+                _mcp_post(url, _rpc("tools/call", 3, name="web.search",
+                                    arguments={"q": "x"}))])
+            assert status_codes(got) == [200, 403, 200]
+            listed = _first_body(got)
+            if sse:
+                listed = listed.split(b"data: ", 1)[1]
+            tools = [t["name"] for t in json.loads(listed)["result"]["tools"]]
+            assert tools == ["files.read", "web.search"]
+            records = [e.fields for e in h.events if e.kind == "http.request"]
+            assert "tools-list-filtered" in records[0]["flags"]
+            assert records[0]["ai"]["mcp_methods"] == ["tools/list"]
+            assert records[1]["rule_id"] == "no-shell"
+            assert records[2]["ai"]["mcp_tools"] == ["web.search"]
+    asyncio.run(run())
