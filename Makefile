@@ -20,10 +20,12 @@ typecheck: setup
 	@$(VENV)/bin/mypy --strict gatewayd
 
 bench: setup
+	@$(PY) -m pip install -q -e '.[dev,bench]'
 	@$(PY) -m tools.bench.policy
 	@$(PY) -m tools.bench.dataplane
 	@$(PY) -m tools.bench.l7
 	@$(PY) -m tools.bench.ai
+	@$(PY) -m tools.bench.dlp
 
 clean:
 	rm -rf $(VENV) bench-results/*.json .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,114 @@
+"""Encoded carriers: base64, hex and URL-encoded runs, decoded one level and scanned again.
+
+Wrapping a secret in base64 or percent-encoding is the first thing that hides it from a
+pattern. The engine's primary pass carries two probes (a 24-character run of base64/hex
+characters, a ``%XX`` escape); only when one fired does the scanner look for the runs
+themselves. That look is C-speed byte operations, not regular expressions: the buffer is
+translated to a two-letter alphabet (run character or not) and runs are found with
+``bytes.find``. A run that decodes to text (valid UTF-8, almost no control characters) is
+a *carrier*; its decoded text is scanned with the same rules, once (what a carrier carries is
+not decoded again). A match inside a carrier is reported at the carrier's span in the
+segment, with the encoding and the span inside the decoded text; redaction replaces the
+whole encoded run.
+"""
+
+from __future__ import annotations
+
+import binascii
+from urllib.parse import unquote_to_bytes
+
+MIN_RUN = 16  # shorter runs decode to fewer than 12 bytes: nothing worth hiding fits
+
+
+def _table(chars: bytes) -> bytes:
+    return bytes(0x61 if i in chars else 0x20 for i in range(256))
+
+
+_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_RUN_TABLE = _table(_ALNUM + b"+/_-")
+_URL_TABLE = _table(_ALNUM + b"._~!$&'()*+,;=:@/?%-")
+_HEX_BYTES = b"0123456789abcdefABCDEF"
+_IDENTIFIER = b"abcdefghijklmnopqrstuvwxyz_-"
+_HEX = frozenset(_HEX_BYTES)
+_CONTROL = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
+
+
+Run = tuple[int, int, str]  # start and end in the scanned buffer, "base64" / "hex" / "url"
+
+
+def encoded_runs(buf: bytes, *, runs: bool, escapes: bool, limit: int) -> list[Run]:
+    """Candidate runs in ``buf``, in order, at most ``limit``."""
+    found: list[Run] = []
+    size = len(buf)
+    if runs:
+        t = buf.translate(_RUN_TABLE)
+        needle = b"a" * MIN_RUN
+        pos = 0
+        while len(found) < limit:
+            i = t.find(needle, pos)
+            if i < 0:
+                break
+            start = t.rfind(b" ", 0, i) + 1
+            end = t.find(b" ", i)
+            end = size if end < 0 else end
+            pad = 0
+            while pad < 2 and end < size and buf[end] == 0x3D:  # "=" padding
+                end += 1
+                pad += 1
+            pos = end
+            data = buf[start:end]
+            if not data.translate(None, _IDENTIFIER):
+                continue  # a plain lower_case word
+            if len(data) % 2 == 0 and not data.translate(None, _HEX_BYTES):
+                if not data[0::2].translate(None, b"234567"):  # hex of ASCII text
+                    found.append((start, end, "hex"))
+                continue
+            found.append((start, end, "base64"))
+    if escapes:
+        t = buf.translate(_URL_TABLE)
+        pos = 0
+        while len(found) < limit:
+            i = buf.find(b"%", pos)
+            if i < 0:
+                break
+            if i + 2 >= size or buf[i + 1] not in _HEX or buf[i + 2] not in _HEX:
+                pos = i + 1
+                continue
+            start = t.rfind(b" ", 0, i) + 1
+            end = t.find(b" ", i)
+            end = size if end < 0 else end
+            found.append((start, end, "url"))
+            pos = end
+    return found
+
+
+def decode(data: bytes, encoding: str) -> bytes | None:
+    """The decoded bytes of a run, or None if it does not decode."""
+    try:
+        if encoding == "hex":
+            return bytes.fromhex(data.decode("ascii"))
+        if encoding == "url":
+            out = unquote_to_bytes(data)
+            return out if out != data else None
+        body = data.rstrip(b"=")
+        if len(body) % 4 == 1:
+            return None
+        if b"-" in body or b"_" in body:
+            if b"+" in body or b"/" in body:
+                return None
+            body = body.replace(b"-", b"+").replace(b"_", b"/")
+        return binascii.a2b_base64(body + b"=" * (-len(body) % 4))
+    except (ValueError, binascii.Error):
+        return None
+
+
+def as_text(decoded: bytes) -> bool:
+    """Decoded bytes that are text: UTF-8, with at most 2% control characters."""
+    if len(decoded) < 8:
+        return False
+    try:
+        decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    controls = len(decoded) - len(decoded.translate(None, _CONTROL))
+    return controls * 50 <= len(decoded)

@@ -1,0 +1,211 @@
+"""The pattern engine: every rule's patterns in one Hyperscan database, scanned in one pass.
+
+Why Hyperscan. A DLP scan runs on every inspected request body, over text an agent controls,
+so it must be linear-time whatever the patterns and the input, and it must not cost a pass
+per pattern. Two engines give linear time from Python: Hyperscan (the ``hyperscan`` package)
+and RE2 (``google-re2``). ``tools/bench/dlp.py`` measures both on the same text with these
+rules: Hyperscan's one pass reports every match with its start and end (about 200 MB/s for
+the whole rule set on LLM request text); RE2's ``Set`` only says *which* patterns matched,
+after which each of them is searched again to locate its matches, through a slower binding —
+an RE2 scan costs as much as a whole Clawgress scan at 4 KiB (matching, validation and all)
+and 2 to 3 times more at 64 KiB. RE2's DFA also falls back to a much slower mode when a
+large pattern set thrashes its cache, which is what adversarial input provokes. Hyperscan's
+price is a stricter dialect: no back-references or look-around, and with start-of-match
+reporting (``HS_FLAG_SOM_LEFTMOST``, which spans need) no large bounded repeats; the shipped
+rules match a distinctive prefix and let the validator extend the span. (Its compiler is also
+sensitive to how a pattern is written: ``rules.yaml`` notes the cases measured.)
+
+The scan is in two stages. The primary database holds the patterns of rules that stand on
+their own (or are only boosted by context), the cue words of every rule that needs context,
+and two carrier probes (a long base64/hex run, a ``%XX`` escape) that tell the scanner
+whether decoding is worth trying. Rules whose candidates are common shapes (six to ten
+digits, a date) and that mean something only next to a cue — passport, MRN, date of birth,
+NPI — each get a small database of their own, scanned only in windows around their own
+cues: a body without the word "passport" never pays for the nine-digit numbers in it.
+
+A scan reports at most ``limit`` raw hits; past that, it stops and says so (the scanner
+turns that into an incomplete result that the caller's failure policy decides on). The
+databases and their scratch space belong to one ``Engine``: use one per thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import hyperscan
+
+from gatewayd.dlp.rules import RuleError, SourcedRule
+from gatewayd.dlp.validators import VALIDATORS, Validator
+
+RULE = 0
+CUE = 1
+RUN = 2  # a run of base64 / hex characters long enough to be an encoded payload
+ESCAPE = 3  # a %XX escape
+
+Hit = tuple[int, int, int]  # (pattern id, start, end)
+
+WINDOW_MARGIN = 128  # room for a secondary candidate beyond its rule's reach from the cue
+_RUN_PROBE = rb"[A-Za-z0-9+/_-]{16}"  # as long as carriers.MIN_RUN
+_ESCAPE_PROBE = rb"%[0-9A-Fa-f]{2}"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    index: int
+    id: str
+    dlp_class: str
+    confidence: float
+    validator: Validator | None
+    cues: frozenset[int]  # ids of this rule's cue phrases
+    required: bool  # a cue must be near, or the candidate is dropped
+    boost: float | None  # the confidence when a cue is near (cues not required)
+    before: int
+    after: int
+    fallback: bool  # dropped where it overlaps a specific rule's match
+
+
+def cue_pattern(cue: str) -> bytes:
+    """A cue phrase as a pattern: literal words, with a space, ``_``, ``-`` or nothing between
+    them (``date of birth``, ``date_of_birth``, ``dateOfBirth``)."""
+    words = []
+    for word in cue.split():
+        words.append("".join(c if c.isalnum() or ord(c) > 127 else "\\" + c for c in word))
+    return r"[ _-]?".join(words).encode()
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).strip() or err.__class__.__name__
+    return text.rstrip(".")
+
+
+def compile_database(expressions: Sequence[bytes], flags: Sequence[int],
+                     names: Sequence[str]) -> hyperscan.Database:
+    """One block-mode database; a refusal names the pattern (``names[i]``) and the reason."""
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    try:
+        db.compile(expressions=list(expressions), ids=list(range(len(expressions))),
+                   elements=len(expressions), flags=list(flags))
+    except hyperscan.error as err:
+        for expression, flag, name in zip(expressions, flags, names, strict=True):
+            single = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            try:
+                single.compile(expressions=[expression], ids=[0], elements=1, flags=[flag])
+            except hyperscan.error as single_err:
+                raise RuleError(f"{name}: refused by the pattern engine: "
+                                f"{_reason(single_err)}") from None
+        raise RuleError(f"the rules together were refused by the pattern engine: "
+                        f"{_reason(err)}") from None
+    return db
+
+
+class Engine:
+    """The compiled rules: the primary database and one per rule that needs a cue."""
+
+    def __init__(self, rules: Sequence[SourcedRule]) -> None:
+        cue_ids: dict[str, int] = {}
+        compiled: list[CompiledRule] = []
+        primary: list[tuple[bytes, int, str, int, int]] = []  # expr, flags, name, kind, ref
+        secondary: list[tuple[bytes, int, str, int, int]] = []
+        for index, sourced in enumerate(rules):
+            rule = sourced.rule
+            cues: set[int] = set()
+            ctx = rule.context
+            if ctx is not None:
+                for cue in ctx.cues:
+                    cues.add(cue_ids.setdefault(cue.lower(), len(cue_ids)))
+            required = ctx is not None and ctx.required
+            compiled.append(CompiledRule(
+                index=index, id=rule.id, dlp_class=rule.dlp_class, confidence=rule.confidence,
+                validator=VALIDATORS[rule.validator] if rule.validator else None,
+                cues=frozenset(cues), required=required,
+                boost=None if ctx is None or ctx.required else ctx.confidence,
+                before=ctx.before if ctx else 0, after=ctx.after if ctx else 0,
+                fallback=rule.tier == "fallback"))
+            target = secondary if required else primary
+            for n, pattern in enumerate(rule.patterns, 1):
+                name = f"{sourced.source}: rule {rule.id!r} pattern {n}"
+                target.append((pattern.encode(), hyperscan.HS_FLAG_SOM_LEFTMOST, name, RULE,
+                               index))
+        for cue, ref in cue_ids.items():
+            primary.append((cue_pattern(cue),
+                            hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SOM_LEFTMOST,
+                            f"cue {cue!r}", CUE, ref))
+        primary.append((_RUN_PROBE, hyperscan.HS_FLAG_SINGLEMATCH, "run probe", RUN, 0))
+        primary.append((_ESCAPE_PROBE, hyperscan.HS_FLAG_SINGLEMATCH, "escape probe", ESCAPE, 0))
+        self.rules = tuple(compiled)
+        self.cue_count = len(cue_ids)
+        self.secondary_cues = frozenset().union(*(r.cues for r in compiled if r.required))
+        self._primary = compile_database([p[0] for p in primary], [p[1] for p in primary],
+                                         [p[2] for p in primary])
+        self.primary_kind = tuple(p[3] for p in primary)
+        self.primary_ref = tuple(p[4] for p in primary)
+        self._primary_scratch = hyperscan.Scratch(self._primary)
+        # One small database per rule that needs a cue: only the rules whose cues appeared
+        # are run, and only near those cues.
+        self._contextual: dict[int, tuple[hyperscan.Database, hyperscan.Scratch]] = {}
+        for index in sorted({p[4] for p in secondary}):
+            mine = [p for p in secondary if p[4] == index]
+            db = compile_database([p[0] for p in mine], [p[1] for p in mine],
+                                  [p[2] for p in mine])
+            self._contextual[index] = (db, hyperscan.Scratch(db))
+        cue_rules: dict[int, list[int]] = {}
+        for index in self._contextual:
+            for i in compiled[index].cues:
+                cue_rules.setdefault(i, []).append(index)
+        self._cue_rules = {i: tuple(rules) for i, rules in cue_rules.items()}
+
+    def scan_primary(self, buf: bytes, limit: int) -> tuple[list[Hit], bool]:
+        """Raw hits of the primary database, and whether the scan ran to the end."""
+        return _scan(self._primary, self._primary_scratch, buf, limit)
+
+    def scan_secondary(self, buf: bytes, cues: Sequence[Hit],
+                       limit: int) -> tuple[list[Hit], bool]:
+        """Hits ``(rule, start, end)`` of the rules that need a cue, near their ``cues``.
+
+        For each rule, only windows around its own cues are scanned: from ``after`` bytes
+        before a cue to ``before`` bytes after it, plus ``WINDOW_MARGIN`` for the candidate
+        itself. A candidate that touches a window's edge (where the buffer goes on) is
+        dropped: it may be cut.
+        """
+        hits: list[Hit] = []
+        size = len(buf)
+        by_rule: dict[int, list[tuple[int, int]]] = {}
+        for cue, start, end in cues:  # in buffer order
+            for index in self._cue_rules.get(cue, ()):
+                rule = self.rules[index]
+                lo = max(0, start - rule.after - WINDOW_MARGIN)
+                hi = min(size, end + rule.before + WINDOW_MARGIN)
+                windows = by_rule.setdefault(index, [])
+                if windows and lo <= windows[-1][1]:
+                    windows[-1] = (windows[-1][0], max(windows[-1][1], hi))
+                else:
+                    windows.append((lo, hi))
+        for index, windows in by_rule.items():
+            db, scratch = self._contextual[index]
+            for lo, hi in windows:
+                found, complete = _scan(db, scratch, buf[lo:hi], limit - len(hits))
+                last = hi - lo
+                hits.extend((index, start + lo, end + lo) for _, start, end in found
+                            if (start or not lo) and (end != last or hi == size))
+                if not complete:
+                    return hits, False
+        return hits, True
+
+
+def _scan(db: hyperscan.Database, scratch: hyperscan.Scratch, buf: bytes,
+          limit: int) -> tuple[list[Hit], bool]:
+    hits: list[Hit] = []
+    append = hits.append
+    if limit <= 0:
+        return hits, False
+
+    def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> bool:
+        append((pattern, start, end))
+        return len(hits) >= limit
+
+    try:
+        db.scan(buf, match_event_handler=on_match, scratch=scratch)
+    except hyperscan.ScanTerminated:
+        return hits, False
+    return hits, True
