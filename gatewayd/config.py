@@ -409,6 +409,23 @@ class AiSection(_Model):
     enabled: bool = True
 
 
+class DlpSection(_Model):
+    """DLP in the L7 engine (``docs/dlp.md``)."""
+
+    # Request bodies the L7 engine reads are scanned for secrets, personal and health data;
+    # the classes found are what policy's dlp_classes read, and rules' dlp: act on them.
+    enabled: bool = True
+    # The operator's rules files (YAML), added to the shipped rules.
+    rules_files: list[Path] = []
+    # Matches below this confidence are dropped.
+    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    # The key of hash-log (HMAC-SHA-256), made on first use, 0600.
+    key_file: Path = Path("/var/lib/clawgress/dlp.key")
+    # A body DLP cannot read (JSON that does not parse, more candidates than it scans):
+    # refuse (403, inspection-failed) or forward it flagged.
+    on_error: Literal["refuse", "forward"] = "refuse"
+
+
 class Config(_Model):
     """The whole gateway configuration (see ``examples/gateway.yaml``)."""
 
@@ -423,6 +440,7 @@ class Config(_Model):
     names: NamesSection = NamesSection()
     l7: L7Section = L7Section()
     ai: AiSection = AiSection()
+    dlp: DlpSection = DlpSection()
     quota: QuotaSettings = QuotaSettings()
 
     @model_validator(mode="after")
@@ -470,9 +488,11 @@ _PATH_FIELDS = (
     ("dataplane", "metrics_path"),
     ("l7", "ca_dir"),
     ("quota", "sqlite_path"),
+    ("dlp", "key_file"),
 )
 _PATH_LIST_FIELDS = (
     ("policy", "trusted_keys"),
+    ("dlp", "rules_files"),
     ("l7", "extra_upstream_cas"),
 )
 # Paths deeper down: keys from the top, "*" for every item of a list; the last key names a

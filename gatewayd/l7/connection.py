@@ -31,7 +31,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,6 +44,7 @@ from gatewayd.l7 import http1
 from gatewayd.l7.ai_stage import ai_of
 from gatewayd.l7.assertions import AssertionSettings
 from gatewayd.l7.conn import Plain, Stream, TlsServer, splice
+from gatewayd.l7.dlp_stage import DlpStage
 from gatewayd.l7.exchange import (
     Action7,
     Asserted,
@@ -125,6 +126,8 @@ class Services:
     # What looks at a request's body before it is decided (the AI protocol analyzer, DLP);
     # with none, requests are decided by their head and their bodies stream through.
     inspections: tuple[Inspection, ...] = ()
+    # The DLP stage (also among the inspections), which applies rules' dlp: actions.
+    dlp: DlpStage | None = None
     # The quota stage (budgets of the plan's Quota documents); None: no quotas counted.
     quotas: QuotaEngine | None = None
     counters: dict[str, int] = field(default_factory=dict)
@@ -615,12 +618,32 @@ class ClientConnection:
             # body says is still found, for the record and what follows the decision.
             body = await self._read_body(h, ex)
             ex.found = self._look(ex, target, req, body)
+        if self.s.dlp is not None and body is not None and ex.found.dlp_classes:
+            body = self._dlp(self.s.dlp, ex, view.plan.dlp_actions(decision), body)
         quotas = self.s.quotas
         if quotas is not None and len(view.plan.quotas):
             if body is None:
                 body = await self._read_body(h, ex)
             await self._reserve(quotas, ex, who, view, body)
         return await self._forward(h, req, ex, target, dst_ip, body)
+
+    def _dlp(self, stage: DlpStage, ex: Exchange, actions: Mapping[str, str],
+             body: Body) -> Body:
+        """The deciding rule's DLP actions: refused (403) when a class it blocks was
+        found; the body to send instead when one it redacts was."""
+        acted = stage.act(ex.found, actions, body[1])
+        if acted is None:
+            return body
+        ex.after["dlp"] = acted.record
+        ex.flags.extend(f for f in acted.flags if f not in ex.flags)
+        if acted.blocked:
+            self.s.count("refused_by_dlp")
+            raise self._refuse(403, f"the request carries {', '.join(acted.blocked)} (DLP);"
+                               " it may not leave", "dlp-blocked", ex.decision)
+        if acted.body is None:
+            return body
+        ex.reframe = True
+        return [acted.body], True
 
     async def _reserve(self, quotas: QuotaEngine, ex: Exchange, who: Identity, view: View,
                        body: Body) -> None:
@@ -845,6 +868,11 @@ class ClientConnection:
         if upgrade:
             ex.flags.append("websocket")
         headers = _request_headers(req.headers, upgrade, target.host_header(80).encode())
+        if ex.reframe:
+            # The body was rewritten (DLP redaction): framed by its new length.
+            headers = [(n, v) for n, v in headers
+                       if n not in (b"content-length", b"transfer-encoding")]
+            headers.append((b"content-length", str(sum(map(len, parts))).encode()))
         if ex.decision is not None and ex.decision.action is Action.TRANSFORM:
             headers, parts = self._transform(ex, target, headers, parts, whole)
         up = await self._upstream_for(ip, target.port)

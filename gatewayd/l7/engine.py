@@ -28,6 +28,7 @@ from gatewayd.l7.ai_stage import AiStage
 from gatewayd.l7.assertions import load_settings
 from gatewayd.l7.ca_store import CaPaths, load_ca
 from gatewayd.l7.connection import ClientConnection, Services
+from gatewayd.l7.dlp_stage import DlpStage, dlp_stage
 from gatewayd.l7.exchange import View
 from gatewayd.l7.inspection import Inspection
 from gatewayd.l7.interception import LeafContexts
@@ -63,14 +64,17 @@ def listening_socket(family: int, port: int, *, transparent: bool) -> socket.soc
     return sock
 
 
-def inspections_for(config: Config) -> tuple[Inspection, ...]:
+def inspections_for(config: Config, dlp: DlpStage | None) -> tuple[Inspection, ...]:
     """What reads a request's body before it is decided, by configuration: the AI
-    protocol analyzer (``ai.enabled``; its tokenizer is loaded here, at start-up)."""
+    protocol analyzer (``ai.enabled``; its tokenizer is loaded here, at start-up) and
+    DLP (``dlp.enabled``)."""
     found: list[Inspection] = []
     if config.ai.enabled:
         stage = AiStage()
         stage.preload()
         found.append(stage)
+    if dlp is not None:
+        found.append(dlp)
     return tuple(found)
 
 
@@ -112,11 +116,13 @@ class L7Engine:
         else:
             leaves = LeafContexts(ca, config.l7.leaf_cache_size)
             log.info("gateway CA loaded: %s", ca.fingerprint)
+        dlp = dlp_stage(config)
         self.services = Services(
             config=config, view=view, audit=audit, quarantine=quarantine, leaves=leaves,
             upstream_tls=upstream_context(config.l7.extra_upstream_cas),
             assertions=load_settings(config.l7.identity),
-            inspections=inspections_for(config),
+            inspections=inspections_for(config, dlp),
+            dlp=dlp,
             # The plan's quotas are taken up by the first request that meets them.
             quotas=open_engine(QuotaPlan(), config.quota, config.store.path),
         )

@@ -262,6 +262,7 @@ class Exchange:
     found: Findings = NOTHING
     complete: bool = False  # the response reached the client whole
     admission: Admission | None = None  # what the quotas hold for it (quota_stage)
+    reframe: bool = False  # the body was rewritten (redacted): sent with its new length
     # For an MCP tools/list: which tools its answer may offer (the rest are cut out).
     tool_allowed: Callable[[str], bool] | None = None
     after: dict[str, Any] = field(default_factory=dict)  # what the response watches said

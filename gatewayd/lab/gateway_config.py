@@ -59,6 +59,7 @@ def gateway_config_data(plan: LabPlan, paths: StatePaths, fail_mode: FailMode) -
         # The gateway CA in the state folder; the lab's own servers are signed by the lab
         # CA, which the L7 engine trusts for them.
         "l7": {"ca_dir": str(paths.gateway_ca_dir), "extra_upstream_cas": [str(paths.ca_bundle)]},
+        "dlp": {"key_file": str(paths.dlp_key)},
     }
 
 

@@ -46,6 +46,11 @@ class StatePaths:
         return self.root / "ca.key"
 
     @property
+    def dlp_key(self) -> Path:
+        """The gateway's DLP key (``dlp.key_file``, hash-log), made on first use."""
+        return self.root / "dlp.key"
+
+    @property
     def gateway_ca_dir(self) -> Path:
         """The gateway CA (``l7.ca_dir``) that signs the leaves of intercepted TLS."""
         return self.root / "gateway-ca"

@@ -168,4 +168,6 @@ def compile_plan(
         sends_to_l7=any(c.action in L7_ACTIONS or c.has_l7 for c in compiled_rules),
         reads_body=any(c.reads_body for c in compiled_rules),
         quotas=compile_quotas(quotas),
+        dlp={(doc.id, rule.id): {k: str(v) for k, v in rule.dlp.items()}
+             for doc, rule in pairs if rule.dlp},
     )

@@ -33,7 +33,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from gatewayd.errors import PolicyError
 from gatewayd.policy.l7_conditions import L7Conditions
@@ -83,6 +83,16 @@ ADMITTING = frozenset(
 )
 
 
+class DlpAction(StrEnum):
+    BLOCK = "block"
+    REDACT = "redact"
+    ALERT = "alert"
+    HASH_LOG = "hash-log"
+
+
+_DLP_CLASS = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
+
+
 class EnforcementMode(StrEnum):
     ENFORCE = "enforce"
     REPORT = "report"
@@ -99,6 +109,27 @@ class Rule(PolicyModel):
     destination: Destination = Destination()
     l7: L7Conditions = L7Conditions()
     when: str | None = Field(default=None, min_length=1, max_length=4096)
+    # What DLP does, per class, to a request this rule decides (and admits): block,
+    # redact, alert or hash-log; the most specific class prefix wins.
+    dlp: dict[str, DlpAction] = Field(default={}, max_length=256)
+
+    @field_validator("dlp")
+    @classmethod
+    def _dlp_classes(cls, value: dict[str, DlpAction]) -> dict[str, DlpAction]:
+        for name in value:
+            if not _DLP_CLASS.match(name):
+                raise ValueError(f"{name!r}: a DLP class is dotted lower-case words, such as"
+                                 " secrets or pii.email")
+        return value
+
+    @model_validator(mode="after")
+    def _dlp_needs_l7(self) -> Rule:
+        if self.dlp and self.action not in (Action.INSPECT, Action.TRANSFORM) \
+                and not self.l7.fields():
+            raise ValueError(f"dlp: acts on requests, which only the L7 engine reads: give"
+                             f" this rule action inspect (not {self.action.value}) or l7:"
+                             " conditions")
+        return self
 
 
 class PolicySpec(PolicyModel):

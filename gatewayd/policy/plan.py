@@ -18,7 +18,7 @@ everything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from operator import attrgetter
 
@@ -73,6 +73,7 @@ class Plan:
         sends_to_l7: bool = False,
         reads_body: bool = False,
         quotas: QuotaPlan | None = None,
+        dlp: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
     ) -> None:
         self.memo_size = memo_size
         # Every CIDR a rule names, and whether any rule names a host: the data plane
@@ -87,6 +88,8 @@ class Plan:
         self.reads_body = reads_body
         # The bundle's budgets (Quota documents), counted by the L7 engine's quota stage.
         self.quotas = quotas if quotas is not None else QuotaPlan()
+        # Rules' DLP actions per class, by (policy id, rule id); only rules that set some.
+        self.dlp: Mapping[tuple[str, str], Mapping[str, str]] = dlp or {}
         # The CIDRs that lie inside a guarded or private range: only these let a DNS
         # answer point there.
         self._named_inside = tuple(
@@ -165,6 +168,13 @@ class Plan:
         self.index.collect(values, request.host, request.ip_value, request.ip_version,
                            request.port, out)
         return out
+
+    def dlp_actions(self, decision: Decision) -> Mapping[str, str]:
+        """What DLP does, per class, to a request ``decision`` admits (its rule's ``dlp:``;
+        empty when the rule sets none)."""
+        if decision.policy_id is None or decision.rule_id is None:
+            return {}
+        return self.dlp.get((decision.policy_id, decision.rule_id), {})
 
     def candidates(self, request: Request) -> list[Entry]:
         """Every way a rule's identity, destination and port match ``request``, ranked."""

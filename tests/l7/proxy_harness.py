@@ -17,6 +17,7 @@ from gatewayd.audit import AuditEvent
 from gatewayd.config import Config
 from gatewayd.identity import Identity, Lease, LeaseTable
 from gatewayd.l7.connection import ClientConnection, Services
+from gatewayd.l7.dlp_stage import DlpStage
 from gatewayd.l7.exchange import View
 from gatewayd.l7.inspection import Inspection
 from gatewayd.l7.interception import LeafContexts
@@ -37,6 +38,7 @@ spec:
     - id: loopback
       action: inspect
       destination: {cidrs: [127.0.0.1/32]}
+      dlp: {secrets: block, pii.email: redact, pii.ip: alert, phi: hash-log}
     - id: admin
       action: deny
       destination: {cidrs: [127.0.0.1/32]}
@@ -84,7 +86,7 @@ async def running_proxy(*, transforms: tuple[Stage, ...] = (),
                         upstream_tls: ssl.SSLContext | None = None,
                         tls_upstream: tuple[str, str] | None = None,
                         policy: str = POLICY, quotas: str = "",
-                        **l7: Any) -> AsyncIterator[Harness]:
+                        dlp: DlpStage | None = None, **l7: Any) -> AsyncIterator[Harness]:
     """The proxy on 127.0.0.1; the lab upstream behind it (HTTPS with ``tls_upstream``'s
     certificate and key files); interception with ``leaves``."""
     config = harness_config(**l7)
@@ -106,7 +108,8 @@ async def running_proxy(*, transforms: tuple[Stage, ...] = (),
                         quarantine=quarantine, leaves=leaves,
                         upstream_tls=upstream_tls or upstream_context([]),
                         transforms=transforms, inspections=inspections,
-                        quotas=QuotaEngine(plan.quotas, MemoryLedger()) if quotas else None)
+                        quotas=QuotaEngine(plan.quotas, MemoryLedger()) if quotas else None,
+                        dlp=dlp)
     server_tls = server_context(*tls_upstream) if tls_upstream else None
     upstream = await start_server(Upstream({"127.0.0.1": "loopback"}), 0, server_tls,
                                   "127.0.0.1")

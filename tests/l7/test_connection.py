@@ -4,13 +4,16 @@ forwarding, refusals, framing, limits and timeouts, and hostile input."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
 
 import pytest
 
+from gatewayd.dlp import Scanner
 from gatewayd.l7.ai_stage import AiStage
+from gatewayd.l7.dlp_stage import DlpStage
 from gatewayd.l7.inspection import Findings, InspectionError
 from gatewayd.l7.target import Target
 from gatewayd.quota import usage_rows
@@ -525,4 +528,74 @@ def test_an_mcp_tools_list_offers_only_the_tools_the_agent_may_call(sse: bool) -
             assert records[0]["ai"]["mcp_methods"] == ["tools/list"]
             assert records[1]["rule_id"] == "no-shell"
             assert records[2]["ai"]["mcp_tools"] == ["web.search"]
+    asyncio.run(run())
+
+
+AWS_KEY = "AKIAQYLPMN5HHHFPZAM2"
+EMAIL = "jane.doe@example.org"
+MRN = "44813327"
+
+
+def _chat(text: str) -> bytes:
+    return json.dumps({"model": "lab-model",
+                       "messages": [{"role": "user", "content": text}]}).encode()
+
+
+def _dlp_proxy() -> contextlib.AbstractAsyncContextManager[Harness]:
+    scanner = Scanner.from_files([])
+    return running_proxy(inspections=(AiStage(), dlp := DlpStage(scanner, b"k" * 32)),
+                         dlp=dlp)
+
+
+JSON_TYPE = "Content-Type: application/json\r\n"
+
+
+def test_dlp_blocks_a_secret_naming_its_class_never_its_value() -> None:
+    async def run() -> None:
+        async with _dlp_proxy() as h:
+            got = await exchange(h.port, [
+                _post(h.url("/v1/chat/completions"), _chat(f"use key {AWS_KEY}"), JSON_TYPE),
+                _post(h.url("/v1/chat/completions"), _chat("nothing to see"), JSON_TYPE)])
+            assert status_codes(got) == [403, 200]
+            refusal = json.loads(got.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1")[0])
+            assert "secrets.aws.access_key_id" in refusal["reason"]
+            records = [e.fields for e in h.events if e.kind == "http.request"]
+            assert "dlp-blocked" in records[0]["flags"]
+            assert records[0]["dlp"]["blocked"] == ["secrets.aws.access_key_id"]
+            assert AWS_KEY not in got.decode() and AWS_KEY not in repr(h.events)
+    asyncio.run(run())
+
+
+def test_dlp_redacts_hashes_and_alerts_by_the_rules_actions() -> None:
+    async def run() -> None:
+        async with _dlp_proxy() as h:
+            text = f"mail {EMAIL} about MRN {MRN} from 203.0.113.7"
+            got = await exchange(h.port, [
+                _post(h.url("/v1/chat/completions"), _chat(text), JSON_TYPE)])
+            assert status_codes(got) == [200]
+            # The upstream quotes what it got: the address redacted, the rest untouched.
+            content = json.loads(got.split(b"\r\n\r\n", 1)[1])["choices"][0]["message"]
+            assert "[REDACTED:pii.email]" in content["content"]
+            assert EMAIL not in got.decode()
+            (record,) = [e.fields for e in h.events if e.kind == "http.request"]
+            dlp = record["dlp"]
+            assert dlp["redacted"] == ["pii.email"] and dlp["alerted"] == ["pii.ip.v4"]
+            assert "phi.medical_record_number" in dlp["hashed"]
+            hashed = [m for m in dlp["matches"] if m["action"] == "hash-log"]
+            assert hashed and all(m.get("hmac") for m in hashed)
+            assert {"alert", "dlp-redacted", "dlp-hashed"} <= set(record["flags"])
+            for value in (EMAIL, MRN):
+                assert value not in repr(h.events)
+    asyncio.run(run())
+
+
+def test_a_body_dlp_cannot_read_is_refused_without_echoing_it() -> None:
+    async def run() -> None:
+        async with _dlp_proxy() as h:
+            broken = b'{"messages": [{"content": "' + AWS_KEY.encode() + b'"'
+            got = await exchange(h.port, [_post(h.url("/echo"), broken, JSON_TYPE)])
+            assert status_codes(got) == [403]
+            assert AWS_KEY not in got.decode() and AWS_KEY not in repr(h.events)
+            (record,) = [e.fields for e in h.events if e.kind == "http.request"]
+            assert "inspection-failed" in record["flags"]
     asyncio.run(run())

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gatewayd.errors import PolicyError
+from gatewayd.policy import Guard, compile_plan
 from gatewayd.policy.documents import Action, EnforcementMode, parse_documents
 from gatewayd.policy.selectors import check_host_pattern, parse_port
 
@@ -124,3 +125,25 @@ def test_explicit_wildcard_selector() -> None:
     doc = one(policy("    - {id: r, action: allow, identity: {agent: '*', team: t}}\n"))
     assert doc.spec.rules[0].identity.values("agent") is None
     assert doc.spec.rules[0].identity.values("team") == ("t",)
+
+
+def test_a_rule_names_dlp_actions_per_class() -> None:
+    text = policy(
+        "    - id: ai\n      action: inspect\n"
+        "      dlp: {secrets: block, pii: redact, pii.ip: alert, phi: hash-log}\n"
+        "    - id: rest\n      action: allow\n")
+    plan = compile_plan(parse_documents({"p.yaml": text}), bundle_version=1,
+                        guard=Guard.builtin())
+    assert plan.dlp == {("p", "ai"): {"secrets": "block", "pii": "redact",
+                                      "pii.ip": "alert", "phi": "hash-log"}}
+
+
+@pytest.mark.parametrize(("dlp", "action", "error"), [
+    ("{secrets: shred}", "inspect", "block"),
+    ("{Secrets: block}", "inspect", "dotted lower-case"),
+    ("{secrets: block}", "allow", "action inspect"),
+])
+def test_bad_dlp_actions_are_refused(dlp: str, action: str, error: str) -> None:
+    text = policy(f"    - id: ai\n      action: {action}\n      dlp: {dlp}\n")
+    with pytest.raises(PolicyError, match=error):
+        parse_documents({"p.yaml": text})
