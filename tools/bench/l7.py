@@ -76,6 +76,11 @@ output. The per-source new-flow limits before the queue are raised in the lab's 
 and the upstream server are pinned to CPU 0, and the engine, HAProxy and mitmproxy to CPU 1
 (one core each, and the same one): ``--no-pin`` to let the scheduler place them.
 
+The gateway runs with the AI analyzer and DLP off (``ai.enabled``, ``dlp.enabled``:
+false), so that the L7 path itself is what is measured; their per-request costs are
+``tools/bench/ai.py``'s and ``tools/bench/dlp.py``'s. ``--inspections`` keeps them on (the
+gateway's default configuration).
+
 ``--profile`` samples the engine with py-spy (installed like mitmproxy, in a virtual
 environment of its own) while l7_plain and l7_tls are at saturation, and writes the
 functions with the most samples to ``bench-results/l7-profile-*.txt`` (with the collapsed
@@ -213,14 +218,17 @@ class Settings:
     load_warmup_s: float
     paced_s: float
     pin: bool
+    inspections: bool = False  # the AI analyzer and DLP on (the default configuration)
 
     @classmethod
-    def of(cls, quick: bool, pin: bool) -> Settings:
+    def of(cls, quick: bool, pin: bool, inspections: bool = False) -> Settings:
         if quick:
             return cls(rounds=2, new_conn=150, keepalive=300, warmup=20, connections=32,
-                       load_s=1.0, load_warmup_s=0.3, paced_s=1.5, pin=pin)
+                       load_s=1.0, load_warmup_s=0.3, paced_s=1.5, pin=pin,
+                       inspections=inspections)
         return cls(rounds=5, new_conn=400, keepalive=1000, warmup=50, connections=32,
-                   load_s=2.0, load_warmup_s=0.5, paced_s=3.0, pin=pin)
+                   load_s=2.0, load_warmup_s=0.5, paced_s=3.0, pin=pin,
+                   inspections=inspections)
 
 
 @dataclass
@@ -271,6 +279,11 @@ class Bench(LabBench):
     def setup(self) -> None:
         lab = self.lab
         self.set_dataplane(new_flow_rate=BENCH_FLOW_RATE, new_flow_burst=BENCH_FLOW_BURST)
+        if not self.settings.inspections:
+            # The L7 path itself: the AI analyzer's and DLP's costs per request are their
+            # own benchmarks' (tools/bench/ai.py, tools/bench/dlp.py).
+            self.set_config("ai", enabled=False)
+            self.set_config("dlp", enabled=False)
         self.publish_agent_policy(AGENT, "l7",
                                   POLICY.replace("SERVER_ADDRESS", self.server_address))
         for ns in ("a1", "gw"):
@@ -743,6 +756,10 @@ class Bench(LabBench):
             f" {PIN_GATEWAY}" if s.pin else
             "no CPU pinning: client, server, engine and proxies share the CPUs",
             *self.setup_notes,
+            "the AI analyzer and DLP were on (--inspections: the gateway's default)"
+            if s.inspections else
+            "the AI analyzer and DLP were off (ai.enabled, dlp.enabled: false): the L7 path"
+            " itself; their costs are tools/bench/ai.py's and tools/bench/dlp.py's",
         ]
         report.notes.append(self.slow_note())
         if self.odd:
@@ -850,12 +867,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-pin", action="store_true",
                     help=f"do not pin (default: client and server on CPU {PIN_LOAD}, the"
                          f" engine and the proxies on CPU {PIN_GATEWAY})")
+    ap.add_argument("--inspections", action="store_true",
+                    help="keep the AI analyzer and DLP on (the gateway's default); without"
+                         " it they are off and the L7 path itself is measured")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("l7: needs root (network namespaces, nftables, TPROXY)", file=sys.stderr)
         return 2
     pin = not args.no_pin and {PIN_LOAD, PIN_GATEWAY} <= os.sched_getaffinity(0)
-    settings = Settings.of(args.quick, pin)
+    settings = Settings.of(args.quick, pin, args.inspections)
     setup_notes = [note for note in (ensure_haproxy(), ensure_mitmproxy(sys.executable))
                    if note is not None]
 

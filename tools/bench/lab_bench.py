@@ -52,9 +52,14 @@ class LabBench:
 
     def set_dataplane(self, **settings: Any) -> None:
         """Change ``dataplane`` settings in the lab's gateway.yaml (before the engine starts)."""
+        self.set_config("dataplane", **settings)
+
+    def set_config(self, section: str, **settings: Any) -> None:
+        """Change one section's settings in the lab's gateway.yaml (before the engine
+        starts)."""
         path = self.lab.config_path
         data = yaml.safe_load(path.read_text())
-        data.setdefault("dataplane", {}).update(settings)
+        data.setdefault(section, {}).update(settings)
         path.write_text(yaml.safe_dump(data, sort_keys=False))
 
     def publish_agent_policy(self, agent: str, project: str, policy: str) -> None:
