@@ -279,7 +279,7 @@ class Bench(LabBench):
     def setup(self) -> None:
         lab = self.lab
         self.set_dataplane(new_flow_rate=BENCH_FLOW_RATE, new_flow_burst=BENCH_FLOW_BURST)
-        if not self.settings.inspections:
+        if not self.s.inspections:
             # The L7 path itself: the AI analyzer's and DLP's costs per request are their
             # own benchmarks' (tools/bench/ai.py, tools/bench/dlp.py).
             self.set_config("ai", enabled=False)
