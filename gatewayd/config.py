@@ -426,6 +426,14 @@ class DlpSection(_Model):
     on_error: Literal["refuse", "forward"] = "refuse"
 
 
+class CredentialsSection(_Model):
+    """Provider credentials the gateway injects for agents (``docs/credentials.md``)."""
+
+    # The data key that seals provider keys in the store (AES-256-GCM), made when the
+    # first credential is added, 0600; null: credentials.key beside the store.
+    key_file: Path | None = None
+
+
 class Config(_Model):
     """The whole gateway configuration (see ``examples/gateway.yaml``)."""
 
@@ -441,6 +449,7 @@ class Config(_Model):
     l7: L7Section = L7Section()
     ai: AiSection = AiSection()
     dlp: DlpSection = DlpSection()
+    credentials: CredentialsSection = CredentialsSection()
     quota: QuotaSettings = QuotaSettings()
 
     @model_validator(mode="after")
@@ -456,6 +465,10 @@ class Config(_Model):
         if self.leases.default_ttl > self.leases.max_ttl:
             raise ValueError("leases.default_ttl is longer than leases.max_ttl")
         return self
+
+    @property
+    def credentials_key_path(self) -> Path:
+        return self.credentials.key_file or self.store.path.parent / "credentials.key"
 
     @property
     def metrics_path(self) -> Path:
@@ -489,6 +502,7 @@ _PATH_FIELDS = (
     ("l7", "ca_dir"),
     ("quota", "sqlite_path"),
     ("dlp", "key_file"),
+    ("credentials", "key_file"),
 )
 _PATH_LIST_FIELDS = (
     ("policy", "trusted_keys"),

@@ -7,7 +7,19 @@ registered here.
 
 from __future__ import annotations
 
-from gatewayd.cli import agent, ca, config_cmd, doctor, keys, lab, lease, policy, quota, rules
+from gatewayd.cli import (
+    agent,
+    ca,
+    config_cmd,
+    credential,
+    doctor,
+    keys,
+    lab,
+    lease,
+    policy,
+    quota,
+    rules,
+)
 from gatewayd.cli.root import cli
 from gatewayd.cli.run import run
 
@@ -22,6 +34,7 @@ cli.add_command(run)
 cli.add_command(rules.group)
 cli.add_command(doctor.doctor)
 cli.add_command(quota.quota)
+cli.add_command(credential.group)
 
 
 def main() -> None:

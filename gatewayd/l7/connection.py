@@ -38,6 +38,7 @@ from typing import Any
 from gatewayd.ai import filter_tools_list
 from gatewayd.audit import AuditEvent, new_event_id
 from gatewayd.config import Config
+from gatewayd.credentials import CredentialRefused, Injector
 from gatewayd.errors import ClawgressError, ParseError
 from gatewayd.identity import Identity
 from gatewayd.l7 import http1
@@ -620,12 +621,29 @@ class ClientConnection:
             ex.found = self._look(ex, target, req, body)
         if self.s.dlp is not None and body is not None and ex.found.dlp_classes:
             body = self._dlp(self.s.dlp, ex, view.plan.dlp_actions(decision), body)
+        if view.credentials is not None:
+            self._claim(view.credentials, ex, who, target, req)
         quotas = self.s.quotas
         if quotas is not None and len(view.plan.quotas):
             if body is None:
                 body = await self._read_body(h, ex)
             await self._reserve(quotas, ex, who, view, body)
         return await self._forward(h, req, ex, target, dst_ip, body)
+
+    def _claim(self, injector: Injector, ex: Exchange, who: Identity, target: Target,
+               req: http1.Request) -> None:
+        """The placeholder credential the request carries, if any, checked: the agent's
+        own, for this host; refused (403) otherwise. Its key goes in as the request
+        leaves (``_forward``)."""
+        try:
+            claim = injector.claim(who.agent_id, target.host, list(req.headers),
+                                   target.upstream, tls=self.origin.tls == "intercepted")
+        except CredentialRefused as exc:
+            self.s.count("refused_credential")
+            raise self._refuse(exc.status, str(exc), exc.kind, ex.decision) from None
+        if claim is not None:
+            ex.after["credential"] = claim.as_dict()
+            ex.credential = (injector, claim)
 
     def _dlp(self, stage: DlpStage, ex: Exchange, actions: Mapping[str, str],
              body: Body) -> Body:
@@ -653,7 +671,8 @@ class ClientConnection:
             quotas.use_plan(view.plan.quotas)
         expected = estimate(ex.found, sum(len(p) for p in body[0]), self._requests == 1,
                             self.s.config.quota.output_estimate_tokens)
-        admission = quotas.reserve(who, expected, time.time())
+        credential = ex.credential[1].credential_id if ex.credential is not None else None
+        admission = quotas.reserve(who, expected, time.time(), credential=credential)
         d = admission.decision
         if d.outcomes or d.degraded:
             ex.after["quota"] = d.as_dict()
@@ -875,10 +894,19 @@ class ClientConnection:
             headers.append((b"content-length", str(sum(map(len, parts))).encode()))
         if ex.decision is not None and ex.decision.action is Action.TRANSFORM:
             headers, parts = self._transform(ex, target, headers, parts, whole)
+        upstream_target = target.upstream
+        if ex.credential is not None:
+            # Last, so that nothing else in the engine ever sees the provider's key.
+            injector, claim = ex.credential
+            try:
+                done = injector.inject(claim, headers, upstream_target)
+            except CredentialRefused as exc:
+                raise self._refuse(exc.status, str(exc), exc.kind, ex.decision) from None
+            headers, upstream_target = done.headers, done.upstream
         up = await self._upstream_for(ip, target.port)
         ex.upstream = f"{ip.compressed}:{target.port}"
-        up.send(http1.Request(method=req.method, target=target.upstream.encode(),
-                            headers=headers, http_version=b"1.1"))
+        up.send(http1.Request(method=req.method, target=upstream_target.encode(),
+                              headers=headers, http_version=b"1.1"))
         try:
             for part in parts:
                 ex.bytes_out += len(part)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from gatewayd.audit import AuditEvent
 from gatewayd.config import Config
+from gatewayd.credentials.inspection import KeyInspection
 from gatewayd.errors import ClawgressError
 from gatewayd.l7.ai_stage import AiStage
 from gatewayd.l7.assertions import load_settings
@@ -66,9 +67,10 @@ def listening_socket(family: int, port: int, *, transparent: bool) -> socket.soc
 
 def inspections_for(config: Config, dlp: DlpStage | None) -> tuple[Inspection, ...]:
     """What reads a request's body before it is decided, by configuration: the AI
-    protocol analyzer (``ai.enabled``; its tokenizer is loaded here, at start-up) and
-    DLP (``dlp.enabled``)."""
-    found: list[Inspection] = []
+    protocol analyzer (``ai.enabled``; its tokenizer is loaded here, at start-up), DLP
+    (``dlp.enabled``), and the sighting of provider keys in auth headers."""
+    # Provider keys an agent sends itself (it should send a placeholder): DLP classes.
+    found: list[Inspection] = [KeyInspection()]
     if config.ai.enabled:
         stage = AiStage()
         stage.preload()

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from gatewayd.audit import AuditEvent
 from gatewayd.config import Config
+from gatewayd.credentials import Claim, Injector
 from gatewayd.identity import Identity, LeaseTable, Quarantine
 from gatewayd.identity.registry import ApiKey
 from gatewayd.l7.assertions import (
@@ -59,7 +60,8 @@ FORWARDED = frozenset({Action.ALLOW, Action.ALERT, Action.LOG_ONLY, Action.INSPE
 class View:
     """What the engine knows when a request arrives: the plan, the lease table, the
     quarantined agents, the registered agents, the names agents resolved, and the API
-    keys proxy assertions are checked against (by key id)."""
+    keys proxy assertions are checked against (by key id), and the provider credentials
+    injected for agents."""
 
     plan: Plan
     leases: LeaseTable
@@ -67,6 +69,8 @@ class View:
     agents: Mapping[str, Identity]
     names: ResolvedNames
     api_keys: Mapping[str, ApiKey] = field(default_factory=dict)
+    # Provider credentials injected in place of agents' placeholders (none: not set up).
+    credentials: Injector | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +267,8 @@ class Exchange:
     complete: bool = False  # the response reached the client whole
     admission: Admission | None = None  # what the quotas hold for it (quota_stage)
     reframe: bool = False  # the body was rewritten (redacted): sent with its new length
+    # The placeholder credential the request carries, checked, and what injects its key.
+    credential: tuple[Injector, Claim] | None = None
     # For an MCP tools/list: which tools its answer may offer (the rest are cut out).
     tool_allowed: Callable[[str], bool] | None = None
     after: dict[str, Any] = field(default_factory=dict)  # what the response watches said

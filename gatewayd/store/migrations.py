@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gatewayd.credentials.schema import create_tables as credential_tables
 from gatewayd.quota.sqlite_ledger import create_tables
 
 
@@ -115,6 +116,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "quarantined agents", _quarantines),
     Migration(3, "hashed API keys of agents", _api_keys),
     Migration(4, "quota counters, holds and buckets", create_tables),
+    Migration(5, "provider credentials and placeholders", credential_tables),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -37,6 +37,9 @@ from netfilterqueue import NetfilterQueue
 
 from gatewayd.audit import AuditEvent, AuditLog
 from gatewayd.config import Config
+from gatewayd.credentials import Injector, Vault, open_data_key
+from gatewayd.credentials.sealing import DATA_KEY_BYTES, DataKey
+from gatewayd.credentials.vault import CREDENTIALS_DOMAIN
 from gatewayd.errors import ClawgressError, ParseError
 from gatewayd.identity import Identity, Registry
 from gatewayd.identity.names import MAX_REASON
@@ -122,7 +125,8 @@ class VerdictEngine:
         self.decider: Decider | None = None
         self.observed = Observed.from_settings(config.names)
         self._raw: dict[int, socket.socket] = {}
-        self._generations = (-1, -1)
+        self._generations = (-1, -1, -1)
+        self._credentials: Injector | None = None
         self._next_expiry = float("inf")
         self._baseline: Baseline | None = None
         self._ruleset: Ruleset | None = None
@@ -161,7 +165,10 @@ class VerdictEngine:
         Generations are read before the data, so what is loaded is never older than the
         generation recorded: a write in between only causes one more reload.
         """
-        generations = (self.store.generation(IDENTITY), self.store.generation(POLICY))
+        generations = (self.store.generation(IDENTITY), self.store.generation(POLICY),
+                       self.store.generation(CREDENTIALS_DOMAIN))
+        if generations[2] != self._generations[2]:
+            self._credentials = self._load_credentials()
         if leases or self.decider is None:
             table = self.registry.lease_table(now)
             quarantined = self.registry.quarantines()
@@ -196,12 +203,29 @@ class VerdictEngine:
         )
         self._view = View(plan=self.active.plan, leases=table, quarantined=quarantined,
                           agents=self._agents, names=self.observed.names,
-                          api_keys=self._api_keys)
+                          api_keys=self._api_keys, credentials=self._credentials)
         if leases:
             expiries = [lease.expires_at for lease in self.registry.list_leases(now)]
             self._next_expiry = min(expiries, default=float("inf"))
         self._generations = generations
         self.counters["reloads"] += 1
+
+    def _load_credentials(self) -> Injector | None:
+        """The provider credentials the L7 engine injects (``None`` when there are none,
+        or their data key cannot be read: placeholders are then refused)."""
+        vault = Vault(self.store)
+        keyring = vault.keyring()
+        if not keyring.credentials:
+            return None
+        try:
+            data_key = open_data_key(self.config.credentials_key_path, create=False)
+        except ClawgressError as exc:
+            log.error("provider credentials cannot be injected: %s", exc)
+            self.audit.append(AuditEvent.now("credentials.unavailable", reason=str(exc)))
+            # A key nothing was sealed under: every placeholder is then refused as a
+            # credential that cannot be unsealed, never forwarded as if it were a key.
+            data_key = DataKey(os.urandom(DATA_KEY_BYTES))
+        return Injector(keyring, data_key)
 
     async def reload_if_changed(self, now: float) -> bool:
         if self._resolve_interfaces():
@@ -209,7 +233,8 @@ class VerdictEngine:
         identity, policy = self.store.generation(IDENTITY), self.store.generation(POLICY)
         leases_changed = identity != self._generations[0] or now >= self._next_expiry
         policy_changed = policy != self._generations[1]
-        if not (leases_changed or policy_changed):
+        credentials_changed = self.store.generation(CREDENTIALS_DOMAIN) != self._generations[2]
+        if not (leases_changed or policy_changed or credentials_changed):
             return False
         before = self.decider
         self.load(now, leases=leases_changed, policy=policy_changed)

@@ -10,7 +10,7 @@ from gatewayd.store import MIGRATIONS, SCHEMA_VERSION, db, open_store
 
 def test_versions_are_consecutive() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert SCHEMA_VERSION == MIGRATIONS[-1].version == 4
+    assert SCHEMA_VERSION == MIGRATIONS[-1].version == 5
 
 
 def test_a_version_2_store_gets_api_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,7 +24,7 @@ def test_a_version_2_store_gets_api_keys(tmp_path: Path, monkeypatch: pytest.Mon
                 " VALUES ('a1', 't', 'p', 'e', 1.0)"
             )
     with open_store(path) as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         columns = [row[1] for row in store.conn.execute("PRAGMA table_info(api_keys)")]
         assert columns == ["key_id", "agent_id", "hash", "created_at", "revoked_at", "label"]
         with store.write():
@@ -50,7 +50,7 @@ def test_a_version_3_store_gets_the_quota_ledger(tmp_path: Path,
         with open_store(path):
             pass
     with open_store(path) as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         tables = {row[0] for row in store.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"quota_counters", "quota_holds", "quota_buckets"} <= tables
