@@ -1,9 +1,10 @@
 """The L7 engine: what the gateway does with flows that policy sends to ``inspect``, and
 with requests on its explicit proxy (``docs/l7.md``).
 
-One pipeline per request — identity, host, policy, action, audit — behind two listeners
-(TPROXY for diverted flows, the explicit proxy). TLS is decided by its ClientHello and
-spliced, or intercepted with leaves of the gateway CA.
+One pipeline per request — identity, host, what the body says, policy, DLP actions,
+credentials, quota, audit — behind two listeners (TPROXY for diverted flows, the explicit
+proxy). TLS is decided by its ClientHello and spliced, or intercepted with leaves of the
+gateway CA.
 
 Sans-IO (values in, values out; the clock is an argument):
 
@@ -13,7 +14,11 @@ Sans-IO (values in, values out; the clock is an argument):
 * ``responses``: the JSON answers the engine gives in place of an upstream;
 * ``assertions``, ``api_keys``: proxy identity assertions (Basic API keys, Bearer JWTs,
   client certificates) and the API keys agents use;
-* ``ca``, ``leaf``, ``certs``: the gateway CA and the leaves it mints per server name.
+* ``ca``, ``leaf``, ``certs``: the gateway CA and the leaves it mints per server name;
+* ``http1``: HTTP/1.1 both ways (heads parsed by llhttp, bodies framed here);
+* ``inspection``: what looks at a request's body before it is decided, and what follows
+  its response; ``ai_stage`` (the AI protocol analyzer), ``dlp_stage`` (DLP and a rule's
+  ``dlp:`` actions) and ``quota_stage`` (budgets held, then booked) are its stages.
 
 IO shell: ``engine`` (listeners), ``connection`` (one client connection: TLS decision,
 HTTP/1.1 with ``http1``, forwarding), ``conn`` (byte streams, TLS ended with ``ssl.SSLObject``,
