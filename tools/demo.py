@@ -17,7 +17,11 @@ two agents and leases their addresses, bundles, signs and publishes the lab poli
 * then the policy with request rules (``examples/lab-l7``): HTTPS read by the L7 engine
   (intercepted with the gateway CA), a denied path (403), a throttled one (429), a method
   rule (git read allowed, push denied), the explicit proxy, and a CONNECT spliced
-  untouched.
+  untouched;
+* then AI traffic (``examples/lab-ai``): a chat completion with the usage its answer
+  reported, a model outside the allowlist (403), a secret in the prompt (blocked by DLP),
+  an e-mail address redacted, a placeholder credential swapped for the provider's key, and
+  requests until the token budget refuses one (429).
 
 Each row shows the client's result and the decision the gateway audited for that flow.
 Everything is removed at the end, whatever happens; the audit log is copied out first.
@@ -42,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "examples" / "lab"
 NAMES_POLICY = ROOT / "examples" / "lab-names"
 L7_POLICY = ROOT / "examples" / "lab-l7"
+AI_POLICY = ROOT / "examples" / "lab-ai"
 PROXY = "http://10.77.0.1:3128"
 CURL_RESULTS = {0: "ok", 6: "name not resolved", 7: "refused (reset)", 28: "timed out",
                 35: "reset in the TLS handshake", 56: "cut (reset)"}
@@ -173,6 +178,7 @@ class Demo:
         self.dns_case("denied name", "a1", "https://pastebin.com/", "dns.denied")
         self.dns_case("name -> metadata IP", "a1", "https://metadata.lab/", "dns.refused")
         self.l7()
+        self.ai()
 
     def l7(self) -> None:
         lab = self.lab
@@ -194,6 +200,67 @@ class Demo:
                      "-x", PROXY)
         self.l7_case("L7: CONNECT, spliced", "a2", a2, "https://raw.githubusercontent.com/",
                      "-x", PROXY, kind="tls.decision")
+
+    def ai(self) -> None:
+        lab = self.lab
+        print("\npublishing the policy for AI traffic and its budget (examples/lab-ai) ...")
+        bundle = str(lab.state_dir / "ai-policy.tgz")
+        self.clawgress("policy", "bundle", str(AI_POLICY), "-o", bundle, "--version", "4")
+        self.clawgress("policy", "sign", bundle, "--key", str(lab.signing_key))
+        self.clawgress("policy", "publish", bundle)
+        key_file = lab.state_dir / "demo-openai.key"
+        key_file.write_text("sk-proj-" + "DemoProviderKey" * 3 + "T3BlbkFJ" + "x" * 20 + "\n")
+        key_file.chmod(0o600)
+        self.clawgress("credential", "add", "openai-demo", "--provider", "openai",
+                       "--host", "api.openai.com", "--key-file", str(key_file))
+        issued = json.loads(self.clawgress("credential", "placeholder", "issue",
+                                           "openai-demo", "--agent", "researcher", "--json"))
+        placeholder = str(issued["placeholder"])
+        key_file.unlink()
+        time.sleep(1.0)
+        a1 = str(lab.agent_address(1).v4)
+        chat = "https://api.openai.com/v1/chat/completions"
+        self.ai_case("AI: chat completion", a1, chat, "lab-model", "say hello")
+        self.ai_case("AI: model not allowed", a1, chat, "gpt-unlisted", "say hello")
+        self.ai_case("AI: secret in the prompt", a1, chat, "lab-model",
+                     "deploy with AKIAQYLPMN5HHHFPZAM2 please")
+        self.ai_case("AI: e-mail redacted", a1, chat, "lab-model",
+                     "write to jane.doe@example.org about MRN 44813327")
+        self.ai_case("AI: placeholder key", a1, "https://api.openai.com/headers", None, "",
+                     "-H", f"Authorization: Bearer {placeholder}")
+        for _ in range(12):
+            if self.ai_case("AI: over the budget", a1, chat, "lab-model",
+                            "count these tokens against the budget", keep=False) == "429":
+                break
+        else:
+            raise SystemExit("demo: the token budget never ran out")
+
+    def ai_case(self, case: str, agent_ip: str, url: str, model: str | None, text: str,
+                *extra: str, keep: bool = True) -> str:
+        """A request to the lab's OpenAI API from a1; the row says what the record says
+        the analyzer, DLP, the credential and the quota did. ``keep``: show it even when
+        it is only one step to the row that matters."""
+        body = ["-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
+                json.dumps({"model": model, "max_tokens": 16,
+                            "messages": [{"role": "user", "content": text}]})] if model else []
+        code, took, status = self.curl("a1", url, "-4", *body, *extra)
+        client = f"HTTP {status}" if code == 0 else CURL_RESULTS.get(code, f"curl exit {code}")
+        row = Row(case, "a1", url, f"{client} in {took * 1000:.0f} ms")
+        time.sleep(0.4)
+        for line in reversed(self.audit_path().read_text().splitlines()):
+            event = json.loads(line)
+            if event.get("kind") != "http.request" or event.get("src_ip") != agent_ip:
+                continue
+            flags = event.get("flags") or []
+            row.decision = ("quota" if status == "429" else
+                            "DLP block" if "dlp-blocked" in flags else str(event["action"]))
+            if event.get("rule_id"):
+                row.rule = f"{event['policy_id']}/{event['rule_id']}"
+            row.reason = _ai_reason(event)
+            break
+        if keep or status == "429":
+            self.rows.append(row)
+        return status
 
     def l7_case(self, case: str, agent: str, agent_ip: str, url: str, *extra: str,
                 kind: str = "http.request") -> None:
@@ -282,6 +349,27 @@ class Demo:
         print("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True)))
         for r in rows:
             print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _ai_reason(event: dict[str, object]) -> str:
+    """What a request's record says the AI analyzer, DLP, the credential stage and the
+    quotas did (never a value: the record holds none)."""
+    said = [str(event.get("reason"))]
+    ai, usage = event.get("ai"), event.get("ai_usage")
+    if isinstance(ai, dict) and ai.get("model"):
+        said.append(f"model {ai['model']}")
+    if isinstance(usage, dict) and isinstance(usage.get("usage"), dict):
+        said.append(f"{usage['usage'].get('total_tokens')} tokens reported")
+    dlp = event.get("dlp")
+    if isinstance(dlp, dict):
+        done = [f"{what} {', '.join(dlp[what])}" for what in ("blocked", "redacted", "hashed")
+                if dlp.get(what)]
+        said.append("DLP " + ("; ".join(done) or ", ".join(dlp.get("classes", []))))
+    credential = event.get("credential")
+    if isinstance(credential, dict):
+        said.append(f"{credential.get('placeholder')} swapped for credential"
+                    f" {credential.get('credential')}")
+    return "; ".join(s for s in said if s and s != "None")
 
 
 def main() -> int:
