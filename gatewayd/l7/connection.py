@@ -658,6 +658,10 @@ class ClientConnection:
             self.s.count("refused_by_dlp")
             raise self._refuse(403, f"the request carries {', '.join(acted.blocked)} (DLP);"
                                " it may not leave", "dlp-blocked", ex.decision)
+        if acted.unredactable:
+            raise self._refuse(413, f"a request to redact must fit in"
+                               f" {self.cfg.inspect_body_bytes} bytes", "body-over-limit",
+                               ex.decision)
         if acted.body is None:
             return body
         ex.reframe = True

@@ -62,6 +62,9 @@ class Acted:
     body: bytes | None  # the body to send instead (redacted), if any
     flags: tuple[str, ...]
     record: Mapping[str, Any]
+    # A class to redact was found in a body not read whole: what was not read cannot be
+    # redacted, so the request cannot go on.
+    unredactable: bool = False
 
 
 class DlpStage:
@@ -129,7 +132,7 @@ class DlpStage:
         body = outcome.body if outcome.body is not None and not outcome.blocked else None
         if body is not None and not whole:
             # Only a body read whole can be rewritten; what was not read cannot be redacted.
-            return Acted(("redaction needs the whole body",), None, tuple(flags), record)
+            return Acted(outcome.blocked, None, tuple(flags), record, unredactable=True)
         return Acted(outcome.blocked, body, tuple(flags), record)
 
 

@@ -599,3 +599,16 @@ def test_a_body_dlp_cannot_read_is_refused_without_echoing_it() -> None:
             (record,) = [e.fields for e in h.events if e.kind == "http.request"]
             assert "inspection-failed" in record["flags"]
     asyncio.run(run())
+
+
+def test_a_body_to_redact_that_was_not_read_whole_is_refused_with_413() -> None:
+    async def run() -> None:
+        scanner = Scanner.from_files([])
+        stage = DlpStage(scanner, b"k" * 32)
+        async with running_proxy(inspections=(stage,), dlp=stage, inspect_body_bytes=1024,
+                                 body_over_limit="forward") as h:
+            text = f"mail {EMAIL} " + "padding " * 400
+            got = await exchange(h.port, [_post(h.url("/echo"), text.encode())])
+            assert status_codes(got) == [413]
+            assert EMAIL not in got.decode()
+    asyncio.run(run())
