@@ -1,11 +1,11 @@
 """Encoded carriers: base64, hex and URL-encoded runs, decoded one level and scanned again.
 
 Wrapping a secret in base64 or percent-encoding is the first thing that hides it from a
-pattern. The engine's primary pass carries two probes (a 24-character run of base64/hex
-characters, a ``%XX`` escape); only when one fired does the scanner look for the runs
-themselves. That look is C-speed byte operations, not regular expressions: the buffer is
-translated to a two-letter alphabet (run character or not) and runs are found with
-``bytes.find``. A run that decodes to text (valid UTF-8, almost no control characters) is
+pattern. Finding the runs is C-speed byte operations, not regular expressions: the buffer
+is translated to a two-letter alphabet (run character or not) and runs of ``MIN_RUN``
+characters are found with ``bytes.find``; ``%XX`` escapes are looked for only when there is
+a ``%`` at all, the same way. A body without either costs a translation and two searches.
+A run that decodes to text (valid UTF-8, almost no control characters) is
 a *carrier*; its decoded text is scanned with the same rules, once (what a carrier carries is
 not decoded again). A match inside a carrier is reported at the carrier's span in the
 segment, with the encoding and the span inside the decoded text; redaction replaces the
@@ -28,58 +28,70 @@ _ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _RUN_TABLE = _table(_ALNUM + b"+/_-")
 _URL_TABLE = _table(_ALNUM + b"._~!$&'()*+,;=:@/?%-")
 _HEX_BYTES = b"0123456789abcdefABCDEF"
+_ESCAPE_TABLE = bytes(0x25 if i == 0x25 else 0x68 if i in _HEX_BYTES else 0x20
+                      for i in range(256))  # "%hh" where there is a %XX escape
 _IDENTIFIER = b"abcdefghijklmnopqrstuvwxyz_-"
-_HEX = frozenset(_HEX_BYTES)
 _CONTROL = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
 
 
 Run = tuple[int, int, str]  # start and end in the scanned buffer, "base64" / "hex" / "url"
 
 
-def encoded_runs(buf: bytes, *, runs: bool, escapes: bool, limit: int) -> list[Run]:
+def encoded_runs(buf: bytes, *, limit: int) -> list[Run]:
     """Candidate runs in ``buf``, in order, at most ``limit``."""
     found: list[Run] = []
     size = len(buf)
-    if runs:
-        t = buf.translate(_RUN_TABLE)
-        needle = b"a" * MIN_RUN
-        pos = 0
-        while len(found) < limit:
-            i = t.find(needle, pos)
-            if i < 0:
-                break
-            start = t.rfind(b" ", 0, i) + 1
-            end = t.find(b" ", i)
-            end = size if end < 0 else end
-            pad = 0
-            while pad < 2 and end < size and buf[end] == 0x3D:  # "=" padding
-                end += 1
-                pad += 1
-            pos = end
-            data = buf[start:end]
-            if not data.translate(None, _IDENTIFIER):
-                continue  # a plain lower_case word
-            if len(data) % 2 == 0 and not data.translate(None, _HEX_BYTES):
-                if not data[0::2].translate(None, b"234567"):  # hex of ASCII text
-                    found.append((start, end, "hex"))
-                continue
-            found.append((start, end, "base64"))
-    if escapes:
+    t = buf.translate(_RUN_TABLE)
+    needle = b"a" * MIN_RUN
+    pos = 0
+    while len(found) < limit:
+        i = t.find(needle, pos)
+        if i < 0:
+            break
+        start = t.rfind(b" ", 0, i) + 1
+        end = t.find(b" ", i)
+        end = size if end < 0 else end
+        pad = 0
+        while pad < 2 and end < size and buf[end] == 0x3D:  # "=" padding
+            end += 1
+            pad += 1
+        pos = end
+        data = buf[start:end]
+        if not data.translate(None, _IDENTIFIER):
+            continue  # a plain lower_case word
+        if len(data) % 2 == 0 and not data.translate(None, _HEX_BYTES):
+            if not data[0::2].translate(None, b"234567"):  # hex of ASCII text
+                found.append((start, end, "hex"))
+            continue
+        found.append((start, end, "base64"))
+    if _has_escape(buf):
+        escapes = buf.translate(_ESCAPE_TABLE)
         t = buf.translate(_URL_TABLE)
         pos = 0
         while len(found) < limit:
-            i = buf.find(b"%", pos)
+            i = escapes.find(b"%hh", pos)
             if i < 0:
                 break
-            if i + 2 >= size or buf[i + 1] not in _HEX or buf[i + 2] not in _HEX:
-                pos = i + 1
-                continue
             start = t.rfind(b" ", 0, i) + 1
             end = t.find(b" ", i)
             end = size if end < 0 else end
             found.append((start, end, "url"))
             pos = end
     return found
+
+
+def _has_escape(buf: bytes, looks: int = 8) -> bool:
+    """Whether ``buf`` holds a ``%XX`` escape: the first few ``%`` are looked at in place, the
+    rest (a body full of them) with one translation."""
+    i = buf.find(b"%")
+    for _ in range(looks):
+        if i < 0:
+            return False
+        pair = buf[i + 1:i + 3]
+        if len(pair) == 2 and not pair.translate(None, _HEX_BYTES):
+            return True
+        i = buf.find(b"%", i + 1)
+    return i >= 0 and buf.translate(_ESCAPE_TABLE).find(b"%hh", i) >= 0
 
 
 def decode(data: bytes, encoding: str) -> bytes | None:

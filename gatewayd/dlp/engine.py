@@ -16,12 +16,13 @@ rules match a distinctive prefix and let the validator extend the span. (Its com
 sensitive to how a pattern is written: ``rules.yaml`` notes the cases measured.)
 
 The scan is in two stages. The primary database holds the patterns of rules that stand on
-their own (or are only boosted by context), the cue words of every rule that needs context,
-and two carrier probes (a long base64/hex run, a ``%XX`` escape) that tell the scanner
-whether decoding is worth trying. Rules whose candidates are common shapes (six to ten
-digits, a date) and that mean something only next to a cue — passport, MRN, date of birth,
-NPI — each get a small database of their own, scanned only in windows around their own
-cues: a body without the word "passport" never pays for the nine-digit numbers in it.
+their own (or are only boosted by context) and the cue words of every rule that needs
+context. (Whether decoding is worth trying — a long base64/hex run, a ``%XX`` escape — is
+two C-speed byte searches in ``carriers``, cheaper there than as patterns here.) Rules
+whose candidates are common shapes (six to ten digits, a date) and that mean something only
+next to a cue — passport, MRN, date of birth, NPI — each get a small database of their own,
+scanned only in windows around their own cues: a body without the word "passport" never
+pays for the nine-digit numbers in it.
 
 A scan reports at most ``limit`` raw hits; past that, it stops and says so (the scanner
 turns that into an incomplete result that the caller's failure policy decides on). The
@@ -40,14 +41,10 @@ from gatewayd.dlp.validators import VALIDATORS, Validator
 
 RULE = 0
 CUE = 1
-RUN = 2  # a run of base64 / hex characters long enough to be an encoded payload
-ESCAPE = 3  # a %XX escape
 
 Hit = tuple[int, int, int]  # (pattern id, start, end)
 
 WINDOW_MARGIN = 128  # room for a secondary candidate beyond its rule's reach from the cue
-_RUN_PROBE = rb"[A-Za-z0-9+/_-]{16}"  # as long as carriers.MIN_RUN
-_ESCAPE_PROBE = rb"%[0-9A-Fa-f]{2}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +128,6 @@ class Engine:
             primary.append((cue_pattern(cue),
                             hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SOM_LEFTMOST,
                             f"cue {cue!r}", CUE, ref))
-        primary.append((_RUN_PROBE, hyperscan.HS_FLAG_SINGLEMATCH, "run probe", RUN, 0))
-        primary.append((_ESCAPE_PROBE, hyperscan.HS_FLAG_SINGLEMATCH, "escape probe", ESCAPE, 0))
         self.rules = tuple(compiled)
         self.cue_count = len(cue_ids)
         self.secondary_cues = frozenset().union(*(r.cues for r in compiled if r.required))
@@ -140,6 +135,8 @@ class Engine:
                                          [p[2] for p in primary])
         self.primary_kind = tuple(p[3] for p in primary)
         self.primary_ref = tuple(p[4] for p in primary)
+        # Rule patterns come first: a primary pattern id below this is a rule's.
+        self.first_cue = sum(1 for p in primary if p[3] == RULE)
         self._primary_scratch = hyperscan.Scratch(self._primary)
         # One small database per rule that needs a cue: only the rules whose cues appeared
         # are run, and only near those cues.
@@ -149,10 +146,14 @@ class Engine:
             db = compile_database([p[0] for p in mine], [p[1] for p in mine],
                                   [p[2] for p in mine])
             self._contextual[index] = (db, hyperscan.Scratch(db))
-        cue_rules: dict[int, list[int]] = {}
+        # Per cue: the rules it opens a window for, with the window's reach before the cue's
+        # start and after its end.
+        cue_rules: dict[int, list[tuple[int, int, int]]] = {}
         for index in self._contextual:
-            for i in compiled[index].cues:
-                cue_rules.setdefault(i, []).append(index)
+            needy = compiled[index]
+            for i in needy.cues:
+                cue_rules.setdefault(i, []).append(
+                    (index, needy.after + WINDOW_MARGIN, needy.before + WINDOW_MARGIN))
         self._cue_rules = {i: tuple(rules) for i, rules in cue_rules.items()}
 
     def scan_primary(self, buf: bytes, limit: int) -> tuple[list[Hit], bool]:
@@ -170,24 +171,30 @@ class Engine:
         """
         hits: list[Hit] = []
         size = len(buf)
-        by_rule: dict[int, list[tuple[int, int]]] = {}
+        by_rule: dict[int, list[list[int]]] = {}
+        cue_rules = self._cue_rules
         for cue, start, end in cues:  # in buffer order
-            for index in self._cue_rules.get(cue, ()):
-                rule = self.rules[index]
-                lo = max(0, start - rule.after - WINDOW_MARGIN)
-                hi = min(size, end + rule.before + WINDOW_MARGIN)
-                windows = by_rule.setdefault(index, [])
-                if windows and lo <= windows[-1][1]:
-                    windows[-1] = (windows[-1][0], max(windows[-1][1], hi))
+            for index, back, ahead in cue_rules.get(cue, ()):
+                lo = start - back if start > back else 0
+                hi = min(end + ahead, size)
+                windows = by_rule.get(index)
+                if windows is None:
+                    by_rule[index] = [[lo, hi]]
+                elif lo <= windows[-1][1]:
+                    windows[-1][1] = max(windows[-1][1], hi)
                 else:
-                    windows.append((lo, hi))
+                    windows.append([lo, hi])
+        contextual = self._contextual
         for index, windows in by_rule.items():
-            db, scratch = self._contextual[index]
+            db, scratch = contextual[index]
             for lo, hi in windows:
                 found, complete = _scan(db, scratch, buf[lo:hi], limit - len(hits))
-                last = hi - lo
-                hits.extend((index, start + lo, end + lo) for _, start, end in found
-                            if (start or not lo) and (end != last or hi == size))
+                if found:
+                    last = hi - lo
+                    whole = hi == size
+                    for _, start, end in found:
+                        if (start or not lo) and (end != last or whole):
+                            hits.append((index, start + lo, end + lo))
                 if not complete:
                     return hits, False
         return hits, True

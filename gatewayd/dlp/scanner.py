@@ -3,8 +3,10 @@
 ``Scanner.scan(body, content_type=...)`` lays the body out (``segments``: JSON strings or
 the text as it is), runs the engine's primary pass and, near the cues that appeared, the
 rules that need them; validates each candidate (``validators``), checks its cues, resolves
-overlaps, then decodes the encoded runs the probes pointed at (``carriers``) and scans their
-text the same way, once. Candidates below ``min_confidence`` are dropped.
+overlaps, then decodes the encoded runs outside the matches (``carriers``) and scans their
+text the same way, once. Candidates below ``min_confidence`` are dropped. A fallback
+candidate whose value a match of another class already covers is not validated: it would
+give way to that match anyway.
 
 Overlaps: a match of a ``fallback`` rule (the generic key=value secret) gives way to any
 other match it overlaps; a context-confirmed match gives way to a format match (a card, an
@@ -29,12 +31,12 @@ from itertools import accumulate
 from pathlib import Path
 
 from gatewayd.dlp.carriers import as_text, decode, encoded_runs
-from gatewayd.dlp.engine import CUE, RULE, RUN, CompiledRule, Engine, Hit
+from gatewayd.dlp.engine import CompiledRule, Engine, Hit
 from gatewayd.dlp.findings import Findings
 from gatewayd.dlp.match import MASKED_KEY, Match
 from gatewayd.dlp.rules import SourcedRule, load_rules
 from gatewayd.dlp.segments import DECODED, KEY, SEP, JsonPath, Layout, Segment, layout
-from gatewayd.dlp.validators import ALNUM, LOWER, UPPER
+from gatewayd.dlp.validators import ALNUM, LOWER, UPPER, generic_secret, generic_secret_core
 
 DEFAULT_MIN_CONFIDENCE = 0.5
 DEFAULT_MAX_HITS = 2048  # keeps a 1 MiB body built to be slow well under 50 ms
@@ -58,21 +60,14 @@ class _Found:
     cue_distance: int
 
 
-@dataclass(slots=True)
-class _Pass:
-    found: list[_Found]
-    runs: bool  # the run probe fired
-    escapes: bool  # the escape probe fired
-    complete: bool
-
-
 def _cue_bounded(buf: bytes, start: int, end: int) -> bool:
     """A cue is a word: not inside another, but ``patientMRN``, ``dob_`` and plurals count."""
     prev = buf[start - 1] if start else 0
-    camel = prev in _LOWER_OR_DIGIT and buf[start] in UPPER  # patientMRN
-    escaped = prev in b"ntr" and start >= 2 and buf[start - 2] == 0x5C  # after a \\n escape
-    if prev in ALNUM and not camel and not escaped:
-        return False
+    if prev in ALNUM:
+        camel = prev in _LOWER_OR_DIGIT and buf[start] in UPPER  # patientMRN
+        escaped = prev in b"ntr" and start >= 2 and buf[start - 2] == 0x5C  # after a \\n escape
+        if not camel and not escaped:
+            return False
     nxt = buf[end] if end < len(buf) else 0
     if nxt in ALNUM:
         if nxt in UPPER and buf[end - 1] in LOWER:
@@ -80,6 +75,10 @@ def _cue_bounded(buf: bytes, start: int, end: int) -> bool:
         after = buf[end + 1] if end + 1 < len(buf) else 0
         return nxt in b"sS" and after not in ALNUM
     return True
+
+
+def _start(hit: Hit) -> int:
+    return hit[1]
 
 
 def _cue_distance(cues: list[Hit], rule: CompiledRule, start: int, end: int, lo: int,
@@ -94,6 +93,21 @@ def _cue_distance(cues: list[Hit], rule: CompiledRule, start: int, end: int, lo:
         elif cs >= end and ce <= hi and cs - end <= rule.after:
             best = min(best, cs - end)
     return best
+
+
+def _covered(formats: list[_Found], dlp_class: str, start: int, end: int) -> bool:
+    """Whether a match of another class than ``dlp_class`` (any, if it is empty) overlaps
+    ``[start, end)``."""
+    return any(f.start < end and f.end > start and f.rule.dlp_class != dlp_class
+               for f in formats)
+
+
+def _winners(found: list[_Found | None]) -> list[_Found]:
+    """The matches that win over any fallback match they overlap: all but the
+    context-confirmed ones that ``_unshadowed`` will drop."""
+    plain = [f for f in found if f is not None and not f.rule.required]
+    return plain + [f for f in found if f is not None and f.rule.required
+                    and not _covered(plain, "", f.start, f.end)]
 
 
 def _unshadowed(found: list[_Found]) -> list[_Found]:
@@ -189,49 +203,44 @@ class Scanner:
         body looks like JSON), else text. ``ParseError`` if it claims JSON and is not."""
         lay = layout(body, content_type)
         budget = [self.max_hits]
-        first = self._pass(lay.buf, lay, budget, probes=True)
-        limit = None if first.complete else "hits"
-        kept = _resolve(first.found)
-        results: list[tuple[_Found, int, int, str | None, tuple[int, int] | None]] = []
-        for f in kept:
-            results.append((f, f.start, f.end, None, None))
-        if (first.runs or first.escapes) and first.complete:
-            inner, limit = self._carriers(lay, kept, first, budget)
+        found, complete = self._pass(lay.buf, lay, budget)
+        limit = None if complete else "hits"
+        kept = _resolve(found)
+        results: list[tuple[_Found, int, int, str | None, tuple[int, int] | None]] = [
+            (f, f.start, f.end, None, None) for f in kept]
+        if complete:
+            inner, limit = self._carriers(lay, kept, budget)
             results.extend(inner)
         return self._findings(body, lay, results, limit)
 
-    def _pass(self, buf: bytes, lay: Layout, budget: list[int], *, probes: bool) -> _Pass:
-        """One scan of ``buf``: candidates, then the confirmed ones."""
-        candidates, cues, runs, escapes, complete = self._candidates(buf, budget)
-        found = self._confirm(buf, lay, candidates, cues)
-        return _Pass(found, runs and probes, escapes and probes, complete)
+    def _pass(self, buf: bytes, lay: Layout, budget: list[int]) -> tuple[list[_Found], bool]:
+        """One scan of ``buf``: the confirmed candidates, and whether the scans ran to the
+        end."""
+        candidates, cues, complete = self._candidates(buf, budget)
+        if not candidates:
+            return [], complete
+        return self._confirm(buf, lay, candidates, cues), complete
 
     def _candidates(self, buf: bytes, budget: list[int],
-                    ) -> tuple[dict[tuple[int, int], int], list[Hit], bool, bool, bool]:
+                    ) -> tuple[dict[tuple[int, int], int], list[Hit], bool]:
         """``{(rule, start): end}`` (the farthest end per start), the word-bounded cues,
-        whether each probe fired, and whether the scans ran to the end."""
+        and whether the scans ran to the end."""
         eng = self.engine
         hits, complete = eng.scan_primary(buf, budget[0])
         budget[0] -= len(hits)
-        kinds, refs = eng.primary_kind, eng.primary_ref
+        first_cue, refs = eng.first_cue, eng.primary_ref
         candidates: dict[tuple[int, int], int] = {}
         cues: list[Hit] = []
-        runs = escapes = False
         for pattern, start, end in hits:
-            kind = kinds[pattern]
-            if kind == RULE:
+            if pattern < first_cue:
                 key = (refs[pattern], start)
                 if candidates.get(key, -1) < end:
                     candidates[key] = end
-            elif kind == CUE:
+            elif _cue_bounded(buf, start, end):
                 cues.append((refs[pattern], start, end))
-            elif kind == RUN:
-                runs = True
-            else:
-                escapes = True
         if cues:
-            cues = [c for c in cues if _cue_bounded(buf, c[1], c[2])]
-            wanted = sorted((c for c in cues if c[0] in eng.secondary_cues), key=lambda c: c[1])
+            secondary = eng.secondary_cues
+            wanted = sorted((c for c in cues if c[0] in secondary), key=_start)
             if complete and wanted:
                 more, complete = eng.scan_secondary(buf, wanted, budget[0])
                 budget[0] -= len(more)
@@ -239,53 +248,89 @@ class Scanner:
                     key = (index, start)
                     if candidates.get(key, -1) < end:
                         candidates[key] = end
-        return candidates, cues, runs, escapes, complete
+        return candidates, cues, complete
 
     def _confirm(self, buf: bytes, lay: Layout, candidates: dict[tuple[int, int], int],
                  cues: list[Hit]) -> list[_Found]:
-        """Validated candidates, with their cues checked and their confidence set."""
-        cue_ids = {c[0] for c in cues}
-        found: list[_Found] = []
-        rules = self.engine.rules
-        floor = self.min_confidence
-        reached = [0] * len(rules)  # how far each rule's confirmed matches reach
-        for (index, first), last in candidates.items():
-            rule = rules[index]
-            if first < reached[index]:
-                continue  # inside a match of the same rule (a key's body, a longer token)
-            near = bool(cue_ids) and not rule.cues.isdisjoint(cue_ids)
-            if rule.required and not near:
-                continue
-            start, end, factor = first, last, 1.0
-            if rule.validator is not None:
-                try:
-                    confirmed = rule.validator(buf, start, end)
-                except _VALIDATOR_ERRORS:
-                    continue
-                if confirmed is None:
-                    continue
-                start, end, factor = confirmed
-                reached[index] = end
-            seg = lay.find(start, end)
-            if seg < 0:
-                continue
-            confidence = rule.confidence * factor
-            distance = _NO_CUE
-            if near:
-                s = lay.segments[seg]
-                distance = _cue_distance(cues, rule, start, end, s.context_start, s.end)
-            if distance == _NO_CUE:
-                if rule.required:
-                    continue
-            elif rule.boost is not None:
-                confidence = rule.boost * factor
-            if confidence >= floor:
-                found.append(_Found(rule, start, end, confidence, seg, distance))
-        return found
+        """Validated candidates, with their cues checked and their confidence set, in
+        candidate order.
 
-    def _carriers(self, lay: Layout, kept: list[_Found], first: _Pass, budget: list[int],
+        Fallback candidates are looked at last, so that one whose value another class's
+        match is known to cover (it would give way to it in ``_resolve``) is not validated.
+        """
+        cue_ids = {c[0] for c in cues}
+        rules = self.engine.rules
+        reached = [0] * len(rules)  # how far each rule's confirmed matches reach
+        items = list(candidates.items())
+        found: list[_Found | None] = [None] * len(items)
+        fallbacks: list[int] = []
+        for k, ((index, first), last) in enumerate(items):
+            rule = rules[index]
+            if rule.fallback:
+                fallbacks.append(k)
+                continue
+            found[k] = self._confirm_one(buf, lay, rule, first, last, cues, cue_ids, reached)
+        if fallbacks:
+            formats = _winners(found)
+            # The smallest start of a later candidate of the same rule, per fallback candidate:
+            # one that skipping a validation would let through (``reached``) forbids the skip.
+            later: list[int] = [_NO_CUE] * len(items)
+            least: dict[int, int] = {}
+            for k in reversed(fallbacks):
+                (index, first), _ = items[k]
+                later[k] = least.get(index, _NO_CUE)
+                least[index] = min(first, later[k])
+            for k in fallbacks:
+                (index, first), last = items[k]
+                rule = rules[index]
+                if (formats and rule.validator is generic_secret and later[k] >= last - 1
+                        and _covered(formats, rule.dlp_class, *generic_secret_core(last))):
+                    continue
+                found[k] = self._confirm_one(buf, lay, rule, first, last, cues, cue_ids,
+                                             reached)
+        return [f for f in found if f is not None]
+
+    def _confirm_one(self, buf: bytes, lay: Layout, rule: CompiledRule, first: int, last: int,
+                     cues: list[Hit], cue_ids: set[int], reached: list[int]) -> _Found | None:
+        index = rule.index
+        if first < reached[index]:
+            return None  # inside a match of the same rule (a key's body, a longer token)
+        near = bool(cue_ids) and not rule.cues.isdisjoint(cue_ids)
+        if rule.required and not near:
+            return None
+        start, end, factor = first, last, 1.0
+        if rule.validator is not None:
+            try:
+                confirmed = rule.validator(buf, start, end)
+            except _VALIDATOR_ERRORS:
+                return None
+            if confirmed is None:
+                return None
+            start, end, factor = confirmed
+            reached[index] = end
+        seg = lay.find(start, end)
+        if seg < 0:
+            return None
+        confidence = rule.confidence * factor
+        distance = _NO_CUE
+        if near:
+            s = lay.segments[seg]
+            distance = _cue_distance(cues, rule, start, end, s.context_start, s.end)
+        if distance == _NO_CUE:
+            if rule.required:
+                return None
+        elif rule.boost is not None:
+            confidence = rule.boost * factor
+        if confidence < self.min_confidence:
+            return None
+        return _Found(rule, start, end, confidence, seg, distance)
+
+    def _carriers(self, lay: Layout, kept: list[_Found], budget: list[int],
                   ) -> tuple[list[tuple[_Found, int, int, str, tuple[int, int]]], str | None]:
         """Decode the encoded runs outside the matches found, and scan their text."""
+        runs = encoded_runs(lay.buf, limit=self.max_carriers * 4)
+        if not runs:
+            return [], None
         covered = sorted((f.start, f.end) for f in kept)
         starts = [c[0] for c in covered]
         reach = list(accumulate((c[1] for c in covered), max))
@@ -293,8 +338,6 @@ class Scanner:
         segments: list[Segment] = []
         sources: list[tuple[int, int, int, str]] = []  # outer segment, run start, end, encoding
         pos, total, limit = 1, 0, None
-        runs = encoded_runs(lay.buf, runs=first.runs, escapes=first.escapes,
-                            limit=self.max_carriers * 4)
         for run_start, run_end, encoding in runs:
             i = bisect_left(starts, run_end)
             if i and reach[i - 1] > run_start:
@@ -327,11 +370,11 @@ class Scanner:
         if not sources:
             return [], limit
         inner = Layout(b"".join(parts), segments, [s.start for s in segments])
-        second = self._pass(inner.buf, inner, budget, probes=False)
-        if not second.complete:
+        found, complete = self._pass(inner.buf, inner, budget)
+        if not complete:
             limit = limit or "hits"
         out = []
-        for f in _resolve(second.found):
+        for f in _resolve(found):
             outer, run_start, run_end, encoding = sources[f.segment]
             span = inner.chars(f.segment, f.start, f.end)
             carried = _Found(f.rule, run_start, run_end, f.confidence, outer, f.cue_distance)

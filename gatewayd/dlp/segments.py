@@ -149,18 +149,19 @@ def json_layout(document: Any, parser: Parser) -> Layout:
     """
     flat = _Flattener()
     flat.visit(document, (), 0, None)
-    while flat.stack:
-        items, path, depth = flat.stack[-1]
+    stack, add, visit = flat.stack, flat.add, flat.visit
+    while stack:
+        items, path, depth = stack[-1]
         item = next(items, None)
         if item is None:
-            flat.stack.pop()
+            stack.pop()
             continue
         name, value = item
         child = (*path, name)
         key_start = None
         if isinstance(name, str):
-            key_start = flat.add(name.encode("utf-8", "surrogatepass"), child, KEY, None)
-        flat.visit(value, child, depth, key_start)
+            key_start = add(name.encode("utf-8", "surrogatepass"), child, KEY, None)
+        visit(value, child, depth, key_start)
     return Layout(b"".join(flat.parts), flat.segments, [s.start for s in flat.segments],
                   document, parser, tuple(flat.embedded))
 
@@ -181,10 +182,11 @@ class _Flattener:
 
     def add(self, data: bytes, path: JsonPath, kind: int, context_start: int | None) -> int:
         start = self.pos
-        self.segments.append(Segment(path, kind, start, start + len(data),
+        self.pos = end = start + len(data)
+        self.segments.append(Segment(path, kind, start, end,
                                      start if context_start is None else context_start,
                                      data.isascii(), "surrogatepass"))
-        self.write(data)
+        self.parts.append(data)
         return start
 
     def push(self, container: object, path: JsonPath, depth: int) -> None:
@@ -202,15 +204,19 @@ class _Flattener:
             self.push(inner, path, depth + 1)
             return
         data = _scanned(value)
+        parts = self.parts
         if data is None:
             if key_start is not None:
-                self.write(SEP)
+                parts.append(SEP)
+                self.pos += 1
             self.push(value, path, depth)
             return
         if key_start is not None:
-            self.write(MEMBER)
+            parts.append(MEMBER)
+            self.pos += len(MEMBER)
         self.add(data, path, STRING if isinstance(value, str) else NUMBER, key_start)
-        self.write(SEP)
+        parts.append(SEP)
+        self.pos += 1
 
 
 def is_json(body: bytes, content_type: str | None) -> bool | None:

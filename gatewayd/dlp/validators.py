@@ -117,7 +117,8 @@ def stripe_key(buf: bytes, start: int, end: int) -> Confirmed | None:
 def aws_secret(buf: bytes, start: int, end: int) -> Confirmed | None:
     start, end = start + 1, end - 1  # the pattern matched one delimiter on each side
     value = buf[start:end]
-    if not (set(value) & UPPER and set(value) & LOWER and set(value) & DIGITS):
+    chars = set(value)
+    if chars.isdisjoint(UPPER) or chars.isdisjoint(LOWER) or chars.isdisjoint(DIGITS):
         return None
     return (start, end, 1.0) if shannon(value) >= 4.0 else None
 
@@ -129,12 +130,16 @@ def azure_key(buf: bytes, start: int, end: int) -> Confirmed | None:
     return (start, end, 1.0) if shannon(buf[start:end]) >= 4.5 else None
 
 
+_CLIENT_SECRET = ALNUM | frozenset(b"_~.-")
+_LETTERS = UPPER | LOWER
+
+
 def azure_client_secret(buf: bytes, start: int, end: int) -> Confirmed | None:
-    chars = ALNUM | frozenset(b"_~.-")
-    if _before(buf, start) in chars or _after(buf, end) in chars:
+    if _before(buf, start) in _CLIENT_SECRET or _after(buf, end) in _CLIENT_SECRET:
         return None
     value = buf[start:end]
-    if not (set(value) & DIGITS and set(value) & (UPPER | LOWER)):
+    chars = set(value)
+    if chars.isdisjoint(DIGITS) or chars.isdisjoint(_LETTERS):
         return None
     return (start, end, 1.0) if shannon(value) >= 3.5 else None
 
@@ -173,15 +178,19 @@ def github_pat(buf: bytes, start: int, end: int) -> Confirmed | None:
     return (start, end, 1.0) if end - start >= 82 and _after(buf, end) not in TOKEN else None
 
 
+_GITLAB = TOKEN | frozenset(b".")
+_SLACK = ALNUM | frozenset(b"-")
+
+
 def gitlab_token(buf: bytes, start: int, end: int) -> Confirmed | None:
-    end = extend_right(buf, end, TOKEN | frozenset(b"."), 256)
+    end = extend_right(buf, end, _GITLAB, 256)
     while buf[end - 1] in b".":
         end -= 1
     return start, end, 1.0
 
 
 def slack_token(buf: bytes, start: int, end: int) -> Confirmed | None:
-    end = extend_right(buf, end, ALNUM | frozenset(b"-"), 256)
+    end = extend_right(buf, end, _SLACK, 256)
     while buf[end - 1] in b"-":
         end -= 1
     return (start, end, 1.0) if end - start >= 24 else None
@@ -249,12 +258,15 @@ _PLACEHOLDERS = (b"password", b"passwd", b"pass", b"pwd", b"secret", b"changeme"
                  b"${", b"{", b"%s", b"$(")
 
 
+_PLACEHOLDER_SET = frozenset(_PLACEHOLDERS)
+_PLACEHOLDER_HEADS = (b"<", b"${", b"{", b"%", b"$(", b"your")
+
+
 def _placeholder(value: bytes) -> bool:
     low = value.lower()
-    return (len(set(low)) <= 2 or low in _PLACEHOLDERS
-            or any(low.startswith(p) for p in (b"<", b"${", b"{", b"%", b"$(", b"your"))
-            or any(p in low for p in (b"xxxx", b"****", b"changeme", b"placeholder",
-                                      b"redacted", b"your_", b"your-")))
+    return (len(set(low)) <= 2 or low in _PLACEHOLDER_SET or low.startswith(_PLACEHOLDER_HEADS)
+            or b"xxxx" in low or b"****" in low or b"changeme" in low or b"placeholder" in low
+            or b"redacted" in low or b"your_" in low or b"your-" in low)
 
 
 def database_url(buf: bytes, start: int, end: int) -> Confirmed | None:
@@ -272,28 +284,33 @@ def database_url(buf: bytes, start: int, end: int) -> Confirmed | None:
     return start, end, 0.3 if _placeholder(password) else 1.0
 
 
-_NAME = ALNUM | frozenset(b"_.-")
-_ASSIGN = frozenset(b" \t\r\n:=>\"'\\")
+_NAME = bytes(sorted(ALNUM | frozenset(b"_.-")))
+_QUOTES = b"\"'\\"
+_ASSIGN = b" \t\r\n:=>\"'\\"
 
 
 def _value_start(buf: bytes, start: int, end: int) -> int:
     """Where the value begins after ``name``, ``:``/``=``/``=>``/``:=`` or ``is``/``to``."""
-    i = start
-    while i < end and buf[i] in _NAME:
-        i += 1
-    while i < end and buf[i] in b"\"'\\":
-        i += 1
-    j = i
-    while j < end and buf[j] in b" \t":
-        j += 1
+    rest = buf[start:end].lstrip(_NAME).lstrip(_QUOTES)  # past the name and its quotes
+    i = end - len(rest)
+    j = end - len(rest.lstrip(b" \t"))
     word = buf[j:j + 4].lower()
     if j > i and (word.startswith((b"is ", b"to ")) or word.startswith(b"was ")):
         i = j + word.index(b" ")
     elif j >= end or buf[j] not in b":=":
         return -1
-    while i < end and buf[i] in _ASSIGN:
-        i += 1
+    i = end - len(buf[i:end].lstrip(_ASSIGN))
     return i if i < end else -1
+
+
+MIN_GENERIC_VALUE = 12
+
+
+def generic_secret_core(end: int) -> tuple[int, int]:
+    """What ``generic_secret``'s span always covers when it confirms a candidate ending at
+    ``end``: the value ends one byte before it and is at least ``MIN_GENERIC_VALUE`` long. (A
+    match of another class over this part is known to win before the value is looked at.)"""
+    return end - 1 - MIN_GENERIC_VALUE, end - 1
 
 
 def generic_secret(buf: bytes, start: int, end: int) -> Confirmed | None:
@@ -309,7 +326,8 @@ def generic_secret(buf: bytes, start: int, end: int) -> Confirmed | None:
             return None
     value_end = end - 1  # both patterns end on the one character that stops the value
     value = buf[value_start:value_end]
-    if len(value) < 12 or value[:1] in b"/~" or value.startswith(b"./") or b"://" in value:
+    if (len(value) < MIN_GENERIC_VALUE or value[:1] in b"/~" or value.startswith(b"./")
+            or b"://" in value):
         return None  # short, or a path or a URL
     if value.isdigit() or value.isalpha() or not only_digits(value):
         return None  # a value has letters and digits
@@ -539,13 +557,18 @@ def _public_v4(a: int, b: int) -> bool:
                 or (a == 100 and 64 <= b <= 127))
 
 
+_V6_BODY = HEX | frozenset(b":.")
+_V6_BEFORE = ALNUM | frozenset(b":_.-")
+_V6_AFTER = ALNUM | frozenset(b"_")
+
+
 def ipv6(buf: bytes, start: int, end: int) -> Confirmed | None:
-    end = extend_right(buf, end - 1, HEX | frozenset(b":."), 64)
+    end = extend_right(buf, end - 1, _V6_BODY, 64)
     while buf[end - 1] == 0x2E:  # a trailing full stop
         end -= 1
-    if _before(buf, start) in ALNUM | frozenset(b":_.-"):
+    if _before(buf, start) in _V6_BEFORE:
         return None
-    if _after(buf, end) in ALNUM | frozenset(b"_"):
+    if _after(buf, end) in _V6_AFTER:
         return None
     text = buf[start:end].decode()
     groups = [g for g in text.split(":") if g]
