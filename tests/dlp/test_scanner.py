@@ -125,6 +125,22 @@ def test_fallback_gives_way_to_a_specific_class(scanner: Scanner) -> None:
     assert found.classes == ("secrets.stripe.key",)
 
 
+@pytest.mark.parametrize(("text", "specific"), [
+    (f"AWS_SECRET_ACCESS_KEY={AWS_SECRET} for {AWS_KEY_ID}", "secrets.aws.secret_access_key"),
+    (f"token: {GITHUB_TOKEN}", "secrets.github.token"),
+    (f"secret={STRIPE_KEY}", "secrets.stripe.key"),
+])
+def test_a_fallback_covered_by_a_specific_match_is_not_reported_and_others_are(
+        scanner: Scanner, text: str, specific: str) -> None:
+    # The value a specific class confirmed is never also reported as a generic secret...
+    found = scanner.scan(chat(text))
+    assert specific in found.classes and "secrets.generic" not in found.classes
+    # ...while a generic secret elsewhere in the same body still is.
+    other = "password = Qw7Zr2Lp9Xv4Tn6Bs8Kd3Mf5Hj1Gc0Ya"
+    both = scanner.scan(chat(f"{text}\n{other}"))
+    assert specific in both.classes and "secrets.generic" in both.classes
+
+
 def test_contained_match_belongs_to_the_larger_one(scanner: Scanner) -> None:
     url = "postgres://app:Zx81kQ0pLm2NvB7t@10.2.3.4:5432/app"
     assert classes(scanner, chat(f"DATABASE_URL={url}")) == ["secrets.database_url"]
