@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from gatewayd.errors import PolicyError
@@ -41,6 +40,7 @@ from gatewayd.policy.selectors import Destination, IdentitySelector, Name, Polic
 from gatewayd.quota.documents import KIND as QUOTA_KIND
 from gatewayd.quota.documents import QuotaDocument, parse_quota_file
 from gatewayd.validation import describe
+from gatewayd.yaml_documents import document_where, load_documents
 
 API_VERSION = "clawgress.io/v1"
 
@@ -174,16 +174,8 @@ class SourcedDocument:
 
 
 KNOWN_KINDS = ("Policy", "Quota")
-MAX_DOCUMENTS_PER_FILE = 1000
-
-
 def _where(source: str, index: int, raw: Any) -> str:
-    pid = None
-    if isinstance(raw, dict):
-        meta = raw.get("metadata")
-        if isinstance(meta, dict) and isinstance(meta.get("id"), str):
-            pid = meta["id"]
-    return f"{source}: document {index + 1}" + (f" (policy {pid})" if pid else "")
+    return document_where(source, index, raw, "policy")
 
 
 def _rule_label(raw: Any, line: str) -> str:
@@ -221,15 +213,7 @@ def parse_document(raw: Any, source: str, index: int) -> PolicyDocument:
 
 def parse_file(text: str | bytes, source: str) -> list[SourcedDocument]:
     """All documents of one YAML file. Empty documents (a stray ``---``) are skipped."""
-    try:
-        raws = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PolicyError(f"{source}:{where} not valid YAML: {problem}") from None
-    if len(raws) > MAX_DOCUMENTS_PER_FILE:
-        raise PolicyError(f"{source}: more than {MAX_DOCUMENTS_PER_FILE} documents")
+    raws = load_documents(text, source)
     out = []
     errors = []
     for i, raw in enumerate(raws):

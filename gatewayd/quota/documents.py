@@ -28,7 +28,6 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -43,6 +42,7 @@ from gatewayd.duration import parse_duration
 from gatewayd.errors import PolicyError
 from gatewayd.quota.windows import Window
 from gatewayd.validation import describe
+from gatewayd.yaml_documents import document_where, load_documents
 
 API_VERSION = "clawgress.io/v1"
 KIND = "Quota"
@@ -57,7 +57,6 @@ _NAME = re.compile(NAME_PATTERN[1:-1])
 MAX_SELECTOR_VALUES = 10_000
 MAX_LIMIT = Decimal(10) ** 15
 MAX_THROTTLE_DELAY_S = 60.0
-MAX_DOCUMENTS_PER_FILE = 1000
 
 
 class QuotaModel(BaseModel):
@@ -267,12 +266,7 @@ class QuotaDocument(QuotaModel):
 
 
 def _where(source: str, index: int, raw: Any) -> str:
-    qid = None
-    if isinstance(raw, dict):
-        meta = raw.get("metadata")
-        if isinstance(meta, dict) and isinstance(meta.get("id"), str):
-            qid = meta["id"]
-    return f"{source}: document {index + 1}" + (f" (quota {qid})" if qid else "")
+    return document_where(source, index, raw, "quota")
 
 
 def parse_quota_document(raw: Any, source: str, index: int) -> QuotaDocument:
@@ -290,15 +284,7 @@ def parse_quota_document(raw: Any, source: str, index: int) -> QuotaDocument:
 def parse_quota_file(text: str | bytes, source: str) -> list[QuotaDocument]:
     """The ``Quota`` documents of one YAML file; documents of other kinds are left to
     their own parsers (a bundle mixes ``Policy`` and ``Quota``)."""
-    try:
-        raws = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PolicyError(f"{source}:{where} not valid YAML: {problem}") from None
-    if len(raws) > MAX_DOCUMENTS_PER_FILE:
-        raise PolicyError(f"{source}: more than {MAX_DOCUMENTS_PER_FILE} documents")
+    raws = load_documents(text, source)
     out: list[QuotaDocument] = []
     errors: list[str] = []
     for i, raw in enumerate(raws):
