@@ -187,10 +187,11 @@ class Plan:
 
         Decisions taken on the fast path — the best-ranked match is an enforce-mode rule
         with nothing left to check, or nothing matches, and the destination is not guarded
-        — depend only on the identity's selector fields, the destination and the port, so
-        they are remembered (up to ``memo_size`` of them; the plan is immutable, so they
-        never go stale). Flows repeat: an agent opens many connections to the same
-        few destinations.
+        — and those of a walk whose every candidate rule is plain (nothing but identity,
+        destination and port to check) depend only on the identity's selector fields, the
+        destination and the port, so they are remembered (up to ``memo_size`` of them;
+        the plan is immutable, so they never go stale). Flows repeat: an agent opens many
+        connections to the same few destinations.
         """
         if self.deny_all_reason is not None:
             return self._no_policy
@@ -199,7 +200,7 @@ class Plan:
             return self._unknown
         host = request.host
         values = (ident.agent_id, ident.team_id, ident.project_id, ident.environment)
-        key = (values, host, request.ip_value, request.port)
+        key = (values, host, request.ip_value, request.ip_version, request.port)
         memo = self._memo
         known = memo.get(key)
         if known is not None:
@@ -220,12 +221,21 @@ class Plan:
                 if rule.plain and rule.mode is EnforcementMode.ENFORCE:
                     decision = rule.decision
             if decision is not None:
-                if self.memo_size:
-                    if len(memo) >= self.memo_size:
-                        memo.clear()
-                    memo[key] = decision
+                self._remember(key, decision)
                 return decision
-        return self._walk(request, now, None, sources, guarded)
+        decision = self._walk(request, now, None, sources, guarded)
+        if all(entry.rule.plain for src in sources for entry in src):
+            # No candidate looked past the identity, the destination and the port (a
+            # guarded destination, a report-mode rule): the same key decides the same.
+            self._remember(key, decision)
+        return decision
+
+    def _remember(self, key: object, decision: Decision) -> None:
+        if self.memo_size:
+            memo = self._memo
+            if len(memo) >= self.memo_size:
+                memo.clear()
+            memo[key] = decision
 
     def walk(self, request: Request, now: float) -> tuple[Decision, list[Step]]:
         """``evaluate`` that also says what happened to every candidate."""

@@ -476,6 +476,28 @@ def test_memo_never_changes_a_decision() -> None:
     assert decide(memo, req("t.com"), now=12 * 3600) == ("allow", "t")
 
 
+def test_memo_keeps_guarded_decisions_of_plain_rules_and_tells_the_families_apart() -> None:
+    text = policy(
+        "    - {id: lo6, action: allow, destination: {cidrs: ['::1/128']}}\n"
+        "    - {id: meta, action: allow, destination: {cidrs: [169.254.169.254/32]}}\n"
+        "    - {id: web, action: allow, destination: {hosts: [a.com]}}\n"
+        "    - {id: post, action: deny, destination: {hosts: [a.com]},"
+        " l7: {methods: [POST]}}\n"
+    )
+    memo = compile_yaml(text)
+    cold = compile_yaml(text)
+    cold.memo_size = 0
+    stream = [req(ip="::1"), req(ip="0.0.0.1"), req(ip="169.254.169.254"),
+              req("a.com", ip="127.0.0.1"), req("a.com", ip="10.0.0.1", method="GET"),
+              req("a.com", ip="10.0.0.1", method="POST", layer="l7")]
+    for r in stream * 3:
+        assert memo.evaluate(r) == cold.evaluate(r)
+    # The guarded walks of plain rules are remembered; the one with an L7 rule is not.
+    assert len(memo._memo) == 3
+    assert decide(memo, req(ip="::1")) == ("allow", "lo6")
+    assert decide(memo, req(ip="0.0.0.1"))[0] == "deny"
+
+
 def test_memo_is_bounded() -> None:
     plan = compile_yaml(policy("    - {id: all, action: allow}\n"))
     plan.memo_size = 10
