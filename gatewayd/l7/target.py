@@ -17,6 +17,7 @@ dot segments removed (RFC 3986 §5.2.4). A path with an encoded ``/`` or ``\\``,
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -158,7 +159,28 @@ def read_target(method: str, target: bytes, host_header: bytes | None, *, via: s
                 default_port: int) -> Target:
     """The ``Target`` of a request (see the module docstring); ``via`` is ``transparent``
     or ``proxy``; ``default_port`` is the port a ``Host`` without one means (the flow's
-    original port for transparent requests, 80 for absolute ``http://`` URLs)."""
+    original port for transparent requests, 80 for absolute ``http://`` URLs).
+
+    Agents call the same few endpoints over and over: the targets of short request lines
+    are remembered (``_REMEMBERED`` of them; what is refused is worked out each time)."""
+    if len(target) <= _REMEMBERED_TARGET and (host_header is None
+                                              or len(host_header) <= _REMEMBERED_TARGET):
+        return _remembered(method, target, host_header, via, default_port)
+    return _read_target(method, target, host_header, via, default_port)
+
+
+_REMEMBERED = 1024
+_REMEMBERED_TARGET = 512  # bytes of target (and of Host) a remembered target may have
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
+def _remembered(method: str, target: bytes, host_header: bytes | None, via: str,
+                default_port: int) -> Target:
+    return _read_target(method, target, host_header, via, default_port)
+
+
+def _read_target(method: str, target: bytes, host_header: bytes | None, via: str,
+                 default_port: int) -> Target:
     if len(target) > MAX_TARGET:
         raise TargetError(f"request target over {MAX_TARGET} bytes", 414)
     try:
