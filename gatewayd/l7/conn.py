@@ -1,6 +1,6 @@
 """Byte streams the L7 engine reads and writes: a TCP connection, and TLS the engine ends.
 
-``Plain`` wraps an asyncio stream pair. ``TlsServer`` ends a client's TLS on top of a
+``Plain`` is a TCP connection as an asyncio protocol. ``TlsServer`` ends a client's TLS on top of a
 ``Plain`` with an ``ssl.SSLObject`` over memory buffers — the way asyncio's own TLS
 works — so that the bytes the engine already read to decide (the ClientHello) are fed to
 the handshake, not lost. ``splice`` copies two streams into each other until both ends
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 import ssl
 import struct
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 READ_SIZE = 65536
 # The handshake's own bound is the caller's (l7.header_timeout); this bounds one write.
@@ -22,7 +24,7 @@ HANDSHAKE_DRAIN_S = 30.0
 
 
 class Stream(Protocol):
-    async def recv(self) -> bytes: ...
+    async def recv(self, timeout_s: float | None = None) -> bytes: ...
     def send(self, data: bytes) -> None: ...
     async def drain(self, timeout_s: float) -> None: ...
     def send_eof(self) -> None: ...
@@ -30,28 +32,159 @@ class Stream(Protocol):
     def abort(self) -> None: ...
 
 
-class Plain:
-    """A TCP connection (or TLS that asyncio ends, toward an upstream).
+class Plain(asyncio.Protocol):
+    """A TCP connection (or TLS that asyncio ends, toward an upstream), as an asyncio
+    protocol: what arrives is kept (up to ``limit`` bytes, then reading pauses) until
+    ``recv`` takes it, so a read that finds data waiting returns without a trip through the
+    event loop.
 
     What is sent is gathered and written in one go at the next ``drain``, ``recv`` or
     ``flush`` (a response head and its first bytes are one write, not two): waiting for
-    the peer always sends what it is to answer first."""
+    the peer always sends what it is to answer first.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    Read timeouts share one timer per connection, moved only when it would fire too late:
+    a connection that keeps reading before its deadline does not set a timer per read."""
+
+    def __init__(self, limit: int = READ_SIZE,
+                 on_connected: Callable[[Plain], None] | None = None) -> None:
+        self.limit = limit
+        self.transport: asyncio.Transport | None = None
+        self._on_connected = on_connected
+        self._received: list[bytes] = []
+        self._size = 0
+        self._eof = False
+        self._lost = False
+        self._error: BaseException | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._deadline = 0.0  # when the waiting read times out
+        self._timer: asyncio.TimerHandle | None = None
         self._pending: list[bytes] = []
+        self._over_tls = False
+
+    # --- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self.transport = cast(asyncio.Transport, transport)
+        self._over_tls = transport.get_extra_info("sslcontext") is not None
+        if self._on_connected is not None:
+            self._on_connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._received.append(data)
+        self._size += len(data)
+        if self._size >= self.limit and not self._reading_paused:
+            self._reading_paused = True
+            with contextlib.suppress(RuntimeError, AttributeError):
+                self._transport().pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        # Keep the connection open for writing (a client that shut down its side still
+        # gets its answer); TLS cannot be half-closed.
+        return not self._over_tls
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._eof = self._lost = True
+        if exc is not None:
+            self._error = exc
+        self._wake()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_exception(ConnectionResetError("connection lost"))
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    # --- reading -----------------------------------------------------------------------
+
+    def _transport(self) -> asyncio.Transport:
+        if self.transport is None:
+            raise ConnectionError("not connected")
+        return self.transport
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _expire(self) -> None:
+        """The read timer: time the waiting read out, or move on to its deadline."""
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._timer = loop.call_at(self._deadline, self._expire)
+
+    async def recv(self, timeout_s: float | None = None) -> bytes:
+        """What has arrived (waiting for some if nothing has); ``b""`` at the end of the
+        stream; ``TimeoutError`` when nothing arrives within ``timeout_s``."""
+        self.flush()
+        if not self._received:
+            if self._error is not None:
+                raise self._error
+            if self._eof:
+                return b""
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            self._waiter = waiter
+            if timeout_s is None:
+                self._deadline = math.inf
+            else:
+                self._deadline = deadline = loop.time() + timeout_s
+                timer = self._timer
+                if timer is None or timer.when() > deadline:
+                    if timer is not None:
+                        timer.cancel()
+                    self._timer = loop.call_at(deadline, self._expire)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+            if not self._received:
+                if self._error is not None:
+                    raise self._error
+                return b""
+        received = self._received
+        data = received[0] if len(received) == 1 else b"".join(received)
+        received.clear()
+        self._size = 0
+        if self._reading_paused and not self._lost:
+            self._reading_paused = False
+            with contextlib.suppress(RuntimeError, AttributeError):
+                self._transport().resume_reading()
+        return data
+
+    # --- writing -----------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Hand what was sent to the transport (it writes what it can at once)."""
-        if self._pending:
-            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-            self._pending.clear()
-            self.writer.write(data)
-
-    async def recv(self) -> bytes:
-        self.flush()
-        return await self.reader.read(READ_SIZE)
+        """Hand what was sent to the transport (it writes what it can at once). On a
+        connection that is gone it is dropped: the next ``drain`` says so."""
+        pending = self._pending
+        if pending:
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
+            transport = self._transport()
+            if not self._lost and not transport.is_closing():
+                transport.write(data)
 
     def send(self, data: bytes) -> None:
         self._pending.append(data)
@@ -60,29 +193,43 @@ class Plain:
         """Write what was sent; wait (at most ``timeout_s``: ``TimeoutError``) only while
         the peer is not reading fast enough."""
         self.flush()
-        if self.writer.transport.get_write_buffer_size() == 0 and not self.writer.is_closing():
-            return  # all written: nothing to wait for (the common case)
-        async with asyncio.timeout(timeout_s):
-            await self.writer.drain()
+        if self._lost:
+            raise ConnectionResetError("connection lost")
+        if not self._writing_paused:
+            return  # all handed over: nothing to wait for (the common case)
+        loop = asyncio.get_running_loop()
+        drained = self._drained = loop.create_future()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await drained
+        finally:
+            self._drained = None
 
     def send_eof(self) -> None:
         self.flush()
-        if self.writer.can_write_eof() and not self.writer.is_closing():
+        transport = self._transport()
+        if transport.can_write_eof() and not transport.is_closing():
             with contextlib.suppress(OSError, RuntimeError):
-                self.writer.write_eof()
+                transport.write_eof()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, RuntimeError):
+        with contextlib.suppress(OSError, RuntimeError, ConnectionError):
             self.flush()
-        self.writer.close()
+        if self.transport is not None:
+            self.transport.close()
 
     def abort(self) -> None:
         """Close with a reset (SO_LINGER 0): what a refused connection gets."""
-        sock = self.writer.get_extra_info("socket")
+        if self.transport is None:
+            return
+        sock = self.transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.writer.transport.abort()
+        self.transport.abort()
+
+    def get_extra_info(self, name: str) -> Any:
+        return self._transport().get_extra_info(name)
 
 
 class TlsServer:
@@ -101,9 +248,14 @@ class TlsServer:
         if pending:
             self.inner.send(pending)
 
-    async def _fill(self) -> bool:
+    async def _fill(self, deadline: float | None = None) -> bool:
         self._flush()
-        data = await self.inner.recv()
+        timeout_s = None
+        if deadline is not None:
+            timeout_s = deadline - asyncio.get_running_loop().time()
+            if timeout_s <= 0:
+                raise TimeoutError()
+        data = await self.inner.recv(timeout_s)
         if not data:
             self._in.write_eof()
             return False
@@ -125,12 +277,15 @@ class TlsServer:
         self._flush()
         await self.inner.drain(HANDSHAKE_DRAIN_S)
 
-    async def recv(self) -> bytes:
+    async def recv(self, timeout_s: float | None = None) -> bytes:
+        deadline = None
+        if timeout_s is not None:
+            deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
             try:
                 return self.tls.read(READ_SIZE)
             except ssl.SSLWantReadError:
-                if self._eof or not await self._fill():
+                if self._eof or not await self._fill(deadline):
                     self._eof = True
                     return b""
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
@@ -167,8 +322,7 @@ async def splice(a: Stream, b: Stream, idle_s: float) -> tuple[int, int]:
         try:
             while True:
                 try:
-                    async with asyncio.timeout(idle_s):
-                        data = await src.recv()
+                    data = await src.recv(idle_s)
                 except TimeoutError:
                     if loop.time() - last[0] < idle_s:
                         continue  # the other direction is busy: a one-way stream

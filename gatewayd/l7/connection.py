@@ -162,10 +162,10 @@ class ClientConnection:
     # --- entry points ------------------------------------------------------------------
 
     @classmethod
-    def accepted(cls, services: Services, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, via: str) -> ClientConnection:
-        peer = writer.get_extra_info("peername")
-        local = writer.get_extra_info("sockname")
+    def accepted(cls, services: Services, stream: Plain, via: str) -> ClientConnection:
+        """The connection a listener accepted (``stream`` connected)."""
+        peer = stream.get_extra_info("peername")
+        local = stream.get_extra_info("sockname")
         src = _address(peer[0])
         dst = _address(local[0])
         origin = Origin(
@@ -175,8 +175,8 @@ class ClientConnection:
             dst_port=int(local[1]) if via == "transparent" else 0,
             iface=services.config.interface_for(src),
         )
-        conn = cls(services, Plain(reader, writer), origin)
-        tls = writer.get_extra_info("ssl_object")
+        conn = cls(services, stream, origin)
+        tls = stream.get_extra_info("ssl_object")
         if tls is not None:
             der = tls.getpeercert(binary_form=True)
             if der:
@@ -233,8 +233,7 @@ class ClientConnection:
 
     async def _first_bytes(self) -> bytes | None:
         try:
-            async with asyncio.timeout(self.cfg.header_timeout):
-                data = await self.client.recv()
+            data = await self.client.recv(self.cfg.header_timeout)
         except TimeoutError:
             self.s.count("header_timeouts")
             return None
@@ -410,8 +409,7 @@ class ClientConnection:
                 budget = deadline - loop.time()
                 if budget <= 0:
                     raise TimeoutError("request head timeout")
-            async with asyncio.timeout(budget):
-                data = await self.client.recv()
+            data = await self.client.recv(budget)
             if head and deadline is None and data:
                 deadline = loop.time() + self.cfg.header_timeout
             h.receive_data(data)
@@ -809,8 +807,7 @@ class ClientConnection:
     async def _tunnel(self, buffered: bytes, identity: Identity) -> None:
         if not buffered:
             try:
-                async with asyncio.timeout(self.cfg.header_timeout):
-                    buffered = await self.plain.recv()
+                buffered = await self.plain.recv(self.cfg.header_timeout)
             except TimeoutError:
                 return
             if not buffered:
@@ -826,7 +823,9 @@ class ClientConnection:
     async def _upstream_for(self, ip: IPAddress, port: int) -> Upstream:
         tls = self.origin.tls == "intercepted"
         server_name = (self.origin.sni or self.origin.bound) if tls else None
-        key = (ip.compressed, port, server_name if tls else None)
+        address = self.origin.dst_text if ip is self.origin.dst_ip else ip.compressed
+        assert address is not None
+        key = (address, port, server_name if tls else None)
         if self.upstream is not None:
             if self.upstream.key == key and self.upstream.next_cycle():
                 return self.upstream
@@ -839,9 +838,9 @@ class ClientConnection:
             self.s.count("upstream_connections")
             return self.upstream
         self._drop_early()
-        stream = await connect(ip.compressed, port,
+        stream = await connect(address, port,
                                tls=self.s.upstream_tls if tls else None,
-                               server_name=server_name or ip.compressed,
+                               server_name=server_name or address,
                                timeout_s=self.cfg.connect_timeout)
         self.upstream = Upstream(key, stream)
         self.s.count("upstream_connections")
@@ -908,7 +907,7 @@ class ClientConnection:
                 raise self._refuse(exc.status, str(exc), exc.kind, ex.decision) from None
             headers, upstream_target = done.headers, done.upstream
         up = await self._upstream_for(ip, target.port)
-        ex.upstream = f"{ip.compressed}:{target.port}"
+        ex.upstream = up.address
         up.send(http1.Request(method=req.method, target=upstream_target.encode(),
                               headers=headers, http_version=b"1.1"))
         try:

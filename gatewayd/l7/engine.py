@@ -28,6 +28,7 @@ from gatewayd.errors import ClawgressError
 from gatewayd.l7.ai_stage import AiStage
 from gatewayd.l7.assertions import load_settings
 from gatewayd.l7.ca_store import CaPaths, load_ca
+from gatewayd.l7.conn import READ_SIZE, Plain
 from gatewayd.l7.connection import ClientConnection, Services
 from gatewayd.l7.dlp_stage import DlpStage, dlp_stage
 from gatewayd.l7.exchange import View
@@ -162,9 +163,8 @@ class L7Engine:
                     raise ClawgressError(f"cannot listen on the {via} port {port}: {exc}"
                                          " (another process? root or CAP_NET_ADMIN?)") from None
                 tls = self._proxy_tls() if via == "proxy" and l7.proxy_tls else None
-                server = await asyncio.start_server(
-                    self._handler(via), sock=sock, limit=l7.max_header_bytes, ssl=tls,
-                    backlog=BACKLOG,
+                server = await asyncio.get_running_loop().create_server(
+                    self._listener(via), sock=sock, ssl=tls, backlog=BACKLOG,
                     ssl_handshake_timeout=l7.header_timeout if tls else None)
                 self._servers.append(server)
                 opened += 1
@@ -209,19 +209,23 @@ class L7Engine:
             raise ClawgressError(f"no certificate for the proxy listener ({name}): {exc}"
                                  " (set gateway.addresses)") from None
 
-    def _handler(self, via: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
-                                             asyncio.Future[None] | None]:
-        def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _listener(self, via: str) -> Callable[[], Plain]:
+        """What a listener makes of each connection it accepts: a stream whose connection
+        is served (or refused at ``l7.max_connections``)."""
+        limit = max(self.config.l7.max_header_bytes, READ_SIZE)
+
+        def accepted(stream: Plain) -> None:
             if len(self._connections) >= self.config.l7.max_connections:
                 self.services.count("connections_refused")
-                writer.transport.abort()
+                stream.abort()
                 return
             self.services.count(f"connections_{via}")
-            conn = ClientConnection.accepted(self.services, reader, writer, via)
+            conn = ClientConnection.accepted(self.services, stream, via)
             task = asyncio.get_running_loop().create_task(self._serve(conn))
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)
-        return handle
+
+        return lambda: Plain(limit, accepted)
 
     async def _serve(self, conn: ClientConnection) -> None:
         try:

@@ -91,6 +91,14 @@ class Origin:
     bound: str | None = None
     tls: Literal["intercepted", "none"] = "none"
     sni: str | None = None
+    # The addresses as text (what records and upstream keys use), made once.
+    src_text: str = field(init=False, compare=False)
+    dst_text: str | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "src_text", self.src_ip.compressed)
+        object.__setattr__(self, "dst_text",
+                           self.dst_ip.compressed if self.dst_ip is not None else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +193,7 @@ def which_host(origin: Origin, target: Target, identity: Identity, view: View,
     if origin.via == "proxy":
         return (None if target.is_address else target.host), ()
     if target.is_address:
-        if origin.dst_ip is not None and target.host == origin.dst_ip.compressed:
+        if origin.dst_ip is not None and target.host == origin.dst_text:
             return None, ()
         return None, ("host-mismatch",)
     assert origin.dst_ip is not None
@@ -290,9 +298,9 @@ def request_event(ex: Exchange, ended: float, gateway: str) -> AuditEvent:
         "layer": "l7",
         "via": o.via,
         "tls": o.tls,
-        "src_ip": o.src_ip.compressed,
+        "src_ip": o.src_text,
         "src_port": o.src_port,
-        "dst_ip": o.dst_ip.compressed if o.dst_ip is not None else None,
+        "dst_ip": o.dst_text,
         "dst_port": ex.port if ex.port is not None else o.dst_port,
         "iface": o.iface,
         "method": ex.method,

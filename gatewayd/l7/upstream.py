@@ -49,6 +49,7 @@ class Upstream:
 
     def __init__(self, key: tuple[str, int, str | None], stream: Plain) -> None:
         self.key = key
+        self.address = f"{key[0]}:{key[1]}"  # what records name it by
         self.stream = stream
         self.http = http1.Outbound(MAX_RESPONSE_HEAD)
 
@@ -79,8 +80,7 @@ class Upstream:
             if event is not http1.NEED_DATA:
                 return event
             try:
-                async with asyncio.timeout(timeout_s):
-                    data = await self.stream.recv()
+                data = await self.stream.recv(timeout_s)
             except TimeoutError:
                 raise UpstreamError(f"the upstream sent nothing for {timeout_s:.0f} s", 504,
                                     "upstream-timeout") from None
@@ -96,10 +96,11 @@ async def connect(host: str, port: int, *, tls: ssl.SSLContext | None, server_na
                   timeout_s: float) -> Plain:
     """A connection to ``host:port`` (an address), with TLS to ``server_name`` when ``tls``
     is given."""
+    loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout_s):
-            reader, writer = await asyncio.open_connection(
-                host, port, ssl=tls, server_hostname=server_name if tls else None,
+            _, stream = await loop.create_connection(
+                Plain, host, port, ssl=tls, server_hostname=server_name if tls else None,
                 ssl_handshake_timeout=timeout_s if tls else None)
     except TimeoutError:
         raise UpstreamError(f"{host} port {port} did not answer within {timeout_s:.0f} s",
@@ -109,4 +110,4 @@ async def connect(host: str, port: int, *, tls: ssl.SSLContext | None, server_na
                             f" {exc.verify_message}", 502, "upstream-certificate") from None
     except (OSError, ssl.SSLError) as exc:
         raise UpstreamError(f"cannot connect to {host} port {port}: {exc}") from None
-    return Plain(reader, writer)
+    return stream

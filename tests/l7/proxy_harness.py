@@ -16,6 +16,7 @@ from typing import Any
 from gatewayd.audit import AuditEvent
 from gatewayd.config import Config
 from gatewayd.identity import Identity, Lease, LeaseTable
+from gatewayd.l7.conn import Plain
 from gatewayd.l7.connection import ClientConnection, Services
 from gatewayd.l7.dlp_stage import DlpStage
 from gatewayd.l7.exchange import View
@@ -115,13 +116,14 @@ async def running_proxy(*, transforms: tuple[Stage, ...] = (),
                                   "127.0.0.1")
     tasks: set[asyncio.Task[None]] = set()
 
-    def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = ClientConnection.accepted(services, reader, writer, "proxy")
+    def handle(stream: Plain) -> None:
+        conn = ClientConnection.accepted(services, stream, "proxy")
         task = asyncio.get_running_loop().create_task(conn.serve())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.get_running_loop().create_server(
+        lambda: Plain(on_connected=handle), "127.0.0.1", 0)
     try:
         yield Harness(server.sockets[0].getsockname()[1],
                       upstream.sockets[0].getsockname()[1], services, events, quarantined)
