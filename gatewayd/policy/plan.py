@@ -187,11 +187,11 @@ class Plan:
 
         Decisions taken on the fast path — the best-ranked match is an enforce-mode rule
         with nothing left to check, or nothing matches, and the destination is not guarded
-        — and those of a walk whose every candidate rule is plain (nothing but identity,
-        destination and port to check) depend only on the identity's selector fields, the
-        destination and the port, so they are remembered (up to ``memo_size`` of them;
-        the plan is immutable, so they never go stale). Flows repeat: an agent opens many
-        connections to the same few destinations.
+        — and those of a walk whose every candidate rule checks nothing but identity,
+        destination, port and protocol depend only on the identity's selector fields, the
+        destination, the port and the protocol, so they are remembered (up to
+        ``memo_size`` of them; the plan is immutable, so they never go stale). Flows
+        repeat: an agent opens many connections to the same few destinations.
         """
         if self.deny_all_reason is not None:
             return self._no_policy
@@ -200,7 +200,8 @@ class Plan:
             return self._unknown
         host = request.host
         values = (ident.agent_id, ident.team_id, ident.project_id, ident.environment)
-        key = (values, host, request.ip_value, request.ip_version, request.port)
+        key = (values, host, request.ip_value, request.ip_version, request.port,
+               request.protocol)
         memo = self._memo
         known = memo.get(key)
         if known is not None:
@@ -224,9 +225,10 @@ class Plan:
                 self._remember(key, decision)
                 return decision
         decision = self._walk(request, now, None, sources, guarded)
-        if all(entry.rule.plain for src in sources for entry in src):
-            # No candidate looked past the identity, the destination and the port (a
-            # guarded destination, a report-mode rule): the same key decides the same.
+        if all(entry.rule.keyed for src in sources for entry in src):
+            # No candidate looked past the identity, the destination, the port and the
+            # protocol (a guarded destination, a report-mode rule, a rule for TCP only):
+            # the same key decides the same.
             self._remember(key, decision)
         return decision
 

@@ -67,15 +67,17 @@ class CompiledRule:
     l7_fields: tuple[str, ...]
     bundle_version: int | None = None
     # Filled in after construction: the decision this rule makes when it holds plainly
-    # (no guard, no shadow), and whether only identity, destination and port matter.
+    # (no guard, no shadow), whether only identity, destination and port matter, and
+    # whether only those and the protocol do.
     decision: Decision = field(init=False)
     plain: bool = field(init=False)
+    keyed: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.decision = Decision(self.action, self.reason_text(), self.policy_id, self.rule_id,
                                  self.bundle_version, self.mode)
-        self.plain = (self.protocol is Protocol.ANY and not self.l7_fields
-                      and self.condition is None)
+        self.keyed = not self.l7_fields and self.condition is None
+        self.plain = self.keyed and self.protocol is Protocol.ANY
 
     @property
     def has_l7(self) -> bool:

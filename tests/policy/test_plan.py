@@ -481,6 +481,8 @@ def test_memo_keeps_guarded_decisions_of_plain_rules_and_tells_the_families_apar
         "    - {id: lo6, action: allow, destination: {cidrs: ['::1/128']}}\n"
         "    - {id: meta, action: allow, destination: {cidrs: [169.254.169.254/32]}}\n"
         "    - {id: web, action: allow, destination: {hosts: [a.com]}}\n"
+        "    - {id: udp, action: deny, destination: {hosts: [b.com], protocol: udp}}\n"
+        "    - {id: tcp, action: allow, destination: {hosts: [b.com], protocol: tcp}}\n"
         "    - {id: post, action: deny, destination: {hosts: [a.com]},"
         " l7: {methods: [POST]}}\n"
     )
@@ -489,11 +491,15 @@ def test_memo_keeps_guarded_decisions_of_plain_rules_and_tells_the_families_apar
     cold.memo_size = 0
     stream = [req(ip="::1"), req(ip="0.0.0.1"), req(ip="169.254.169.254"),
               req("a.com", ip="127.0.0.1"), req("a.com", ip="10.0.0.1", method="GET"),
-              req("a.com", ip="10.0.0.1", method="POST", layer="l7")]
+              req("a.com", ip="10.0.0.1", method="POST", layer="l7"),
+              req("b.com", ip="10.0.0.2", protocol="udp"), req("b.com", ip="10.0.0.2")]
     for r in stream * 3:
         assert memo.evaluate(r) == cold.evaluate(r)
-    # The guarded walks of plain rules are remembered; the one with an L7 rule is not.
-    assert len(memo._memo) == 3
+    # The guarded walks of rules that check only the key are remembered (the protocol is
+    # part of it); the one with an L7 rule is not.
+    assert len(memo._memo) == 5
+    assert decide(memo, req("b.com", ip="10.0.0.2", protocol="udp")) == ("deny", "udp")
+    assert decide(memo, req("b.com", ip="10.0.0.2", protocol="tcp")) == ("allow", "tcp")
     assert decide(memo, req(ip="::1")) == ("allow", "lo6")
     assert decide(memo, req(ip="0.0.0.1"))[0] == "deny"
 
