@@ -9,13 +9,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 _counter = 0
+_pid = os.getpid() & 0xFFFF  # kept, not asked for per event (getpid() is a system call)
+
+
+def _forked() -> None:
+    global _pid  # noqa: PLW0603 - the process's own
+    _pid = os.getpid() & 0xFFFF
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def new_event_id(now: float) -> str:
     """A sortable, unique id: milliseconds since the epoch, the pid, and a counter."""
     global _counter  # noqa: PLW0603 - one process-wide sequence
     _counter = (_counter + 1) & 0xFFFFFF
-    return f"{int(now * 1000):013x}-{os.getpid() & 0xFFFF:04x}-{_counter:06x}"
+    return f"{int(now * 1000):013x}-{_pid:04x}-{_counter:06x}"
 
 
 @dataclass(frozen=True)

@@ -63,12 +63,14 @@ class Plain(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._pending: list[bytes] = []
         self._over_tls = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self.transport = cast(asyncio.Transport, transport)
+        self._loop = asyncio.get_running_loop()
         self._over_tls = transport.get_extra_info("sslcontext") is not None
         if self._on_connected is not None:
             self._on_connected(self)
@@ -117,6 +119,10 @@ class Plain(asyncio.Protocol):
             raise ConnectionError("not connected")
         return self.transport
 
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        # Kept from connection_made: asyncio.get_running_loop() costs a getpid() call.
+        return self._loop if self._loop is not None else asyncio.get_running_loop()
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -128,7 +134,7 @@ class Plain(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         if loop.time() >= self._deadline:
             waiter.set_exception(TimeoutError())
         else:
@@ -143,7 +149,7 @@ class Plain(asyncio.Protocol):
                 raise self._error
             if self._eof:
                 return b""
-            loop = asyncio.get_running_loop()
+            loop = self._running_loop()
             waiter = loop.create_future()
             self._waiter = waiter
             if timeout_s is None:

@@ -397,12 +397,12 @@ class ClientConnection:
         timeout of its first byte (of the connection's start, for the first request);
         before that, and between body reads, the client may be quiet for the idle timeout.
         ``TimeoutError`` when it is not."""
+        event = h.next_event()
+        if event is not http1.NEED_DATA:
+            return event  # already read (the common case for a body that came with its head)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.header_timeout if head and fresh else None
         while True:
-            event = h.next_event()
-            if event is not http1.NEED_DATA:
-                return event
             if deadline is None:
                 budget: float = self.cfg.idle_timeout
             else:
@@ -413,6 +413,9 @@ class ClientConnection:
             if head and deadline is None and data:
                 deadline = loop.time() + self.cfg.header_timeout
             h.receive_data(data)
+            event = h.next_event()
+            if event is not http1.NEED_DATA:
+                return event
 
     def _send(self, h: http1.Inbound, event: http1.Event) -> None:
         data = h.send(event)
