@@ -5,6 +5,8 @@ pattern. Finding the runs is C-speed byte operations, not regular expressions: t
 is translated to a two-letter alphabet (run character or not) and runs of ``MIN_RUN``
 characters are found with ``bytes.find``; ``%XX`` escapes are looked for only when there is
 a ``%`` at all, the same way. A body without either costs a translation and two searches.
+Runs that overlap a match already made are left out where they are found (they are the
+match's, not carriers), before any decoding; they still count toward the bound on runs.
 A run that decodes to text (valid UTF-8, almost no control characters) is
 a *carrier*; its decoded text is scanned with the same rules, once (what a carrier carries is
 not decoded again). A match inside a carrier is reported at the carrier's span in the
@@ -15,6 +17,7 @@ whole encoded run.
 from __future__ import annotations
 
 import binascii
+from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
 MIN_RUN = 16  # shorter runs decode to fewer than 12 bytes: nothing worth hiding fits
@@ -32,50 +35,60 @@ _ESCAPE_TABLE = bytes(0x25 if i == 0x25 else 0x68 if i in _HEX_BYTES else 0x20
                       for i in range(256))  # "%hh" where there is a %XX escape
 _IDENTIFIER = b"abcdefghijklmnopqrstuvwxyz_-"
 _CONTROL = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
+_RUN_NEEDLE = b"a" * MIN_RUN
 
 
 Run = tuple[int, int, str]  # start and end in the scanned buffer, "base64" / "hex" / "url"
 
 
-def encoded_runs(buf: bytes, *, limit: int) -> list[Run]:
-    """Candidate runs in ``buf``, in order, at most ``limit``."""
+def encoded_runs(buf: bytes, *, limit: int,
+                 covered: Callable[[int, int], bool] | None = None) -> list[Run]:
+    """Candidate runs in ``buf``, in order, at most ``limit``; with ``covered``, less the
+    runs it says overlap a match already made (they still count toward ``limit``)."""
     found: list[Run] = []
+    append = found.append
+    count = 0
     size = len(buf)
     t = buf.translate(_RUN_TABLE)
-    needle = b"a" * MIN_RUN
+    find, rfind = t.find, t.rfind
     pos = 0
-    while len(found) < limit:
-        i = t.find(needle, pos)
+    while count < limit:
+        i = find(_RUN_NEEDLE, pos)
         if i < 0:
             break
-        start = t.rfind(b" ", 0, i) + 1
-        end = t.find(b" ", i)
-        end = size if end < 0 else end
-        pad = 0
-        while pad < 2 and end < size and buf[end] == 0x3D:  # "=" padding
-            end += 1
-            pad += 1
+        start = rfind(b" ", 0, i) + 1
+        end = find(b" ", i + MIN_RUN)
+        if end < 0:
+            end = size
+        elif buf[end] == 0x3D:  # "=" padding, at most two
+            end += 2 if buf[end + 1:end + 2] == b"=" else 1
         pos = end
         data = buf[start:end]
         if not data.translate(None, _IDENTIFIER):
             continue  # a plain lower_case word
-        if len(data) % 2 == 0 and not data.translate(None, _HEX_BYTES):
-            if not data[0::2].translate(None, b"234567"):  # hex of ASCII text
-                found.append((start, end, "hex"))
-            continue
-        found.append((start, end, "base64"))
+        if not (end - start) % 2 and not data.translate(None, _HEX_BYTES):
+            if data[0::2].translate(None, b"234567"):
+                continue  # not hex of ASCII text
+            encoding = "hex"
+        else:
+            encoding = "base64"
+        count += 1
+        if covered is None or not covered(start, end):
+            append((start, end, encoding))
     if _has_escape(buf):
         escapes = buf.translate(_ESCAPE_TABLE)
         t = buf.translate(_URL_TABLE)
         pos = 0
-        while len(found) < limit:
+        while count < limit:
             i = escapes.find(b"%hh", pos)
             if i < 0:
                 break
             start = t.rfind(b" ", 0, i) + 1
             end = t.find(b" ", i)
             end = size if end < 0 else end
-            found.append((start, end, "url"))
+            count += 1
+            if covered is None or not covered(start, end):
+                append((start, end, "url"))
             pos = end
     return found
 

@@ -24,7 +24,7 @@ that claims to be JSON and is not raises ``ParseError``; that too is the caller'
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -81,51 +81,121 @@ def _start(hit: Hit) -> int:
     return hit[1]
 
 
-def _cue_distance(cues: list[Hit], rule: CompiledRule, start: int, end: int, lo: int,
-                  hi: int) -> int:
-    best = _NO_CUE
-    for cue, cs, ce in cues:
-        if cue not in rule.cues:
-            continue
-        if ce <= start:
-            if cs >= lo and start - ce <= rule.before:
-                best = min(best, start - ce)
-        elif cs >= end and ce <= hi and cs - end <= rule.after:
-            best = min(best, cs - end)
-    return best
+def _end(hit: Hit) -> int:
+    return hit[2]
 
 
-def _covered(formats: list[_Found], dlp_class: str, start: int, end: int) -> bool:
-    """Whether a match of another class than ``dlp_class`` (any, if it is empty) overlaps
-    ``[start, end)``."""
-    return any(f.start < end and f.end > start and f.rule.dlp_class != dlp_class
-               for f in formats)
+def _placed(result: tuple[_Found, int, int, str | None, tuple[int, int] | None],
+            ) -> tuple[int, int]:
+    return result[1], result[2]
+
+
+class _Cues:
+    """The word-bounded cues of one pass: which appeared, and the nearest to a candidate.
+
+    Sorted by end and by start on the first ``distance`` asked, so that a body with many
+    cues looks only at those within a rule's reach of each candidate.
+    """
+
+    __slots__ = ("by_end", "by_start", "ends", "hits", "ids", "starts")
+
+    def __init__(self, hits: list[Hit]) -> None:
+        self.hits = hits
+        self.ids = {cue for cue, _, _ in hits}
+        self.by_end: list[Hit] | None = None
+        self.ends: list[int] = []
+        self.by_start: list[Hit] = []
+        self.starts: list[int] = []
+
+    def distance(self, rule: CompiledRule, start: int, end: int, lo: int, hi: int) -> int:
+        """Bytes between ``[start, end)`` and the nearest of ``rule``'s cues: one ending at
+        most ``rule.before`` before it (and starting at ``lo`` or later), or starting at most
+        ``rule.after`` after it (and ending by ``hi``); ``_NO_CUE`` if none."""
+        if self.by_end is None:
+            self.by_end = sorted(self.hits, key=_end)
+            self.ends = [ce for _, _, ce in self.by_end]
+            self.by_start = sorted(self.hits, key=_start)
+            self.starts = [cs for _, cs, _ in self.by_start]
+        best = _NO_CUE
+        wanted = rule.cues
+        ends = self.ends
+        for cue, cs, ce in self.by_end[bisect_left(ends, start - rule.before):
+                                       bisect_right(ends, start)]:
+            if cue in wanted and cs >= lo and start - ce < best:
+                best = start - ce
+        starts = self.starts
+        for cue, cs, ce in self.by_start[bisect_left(starts, end):
+                                         bisect_right(starts, end + rule.after)]:
+            if cue in wanted and ce <= hi and cs - end < best:
+                best = cs - end
+        return best
+
+
+class _Cover:
+    """Spans sorted by start, with how far right the spans up to each one reach: whether
+    any of them overlaps a given span is one bisection."""
+
+    __slots__ = ("reach", "starts")
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        spans.sort()
+        self.starts = [s for s, _ in spans]
+        self.reach = list(accumulate([e for _, e in spans], max))
+
+    def overlaps(self, start: int, end: int) -> bool:
+        i = bisect_left(self.starts, end)
+        return i > 0 and self.reach[i - 1] > start
 
 
 def _winners(found: list[_Found | None]) -> list[_Found]:
     """The matches that win over any fallback match they overlap: all but the
     context-confirmed ones that ``_unshadowed`` will drop."""
     plain = [f for f in found if f is not None and not f.rule.required]
+    cover = _Cover([(f.start, f.end) for f in plain])
     return plain + [f for f in found if f is not None and f.rule.required
-                    and not _covered(plain, "", f.start, f.end)]
+                    and not cover.overlaps(f.start, f.end)]
+
+
+def _given_way(items: list[tuple[tuple[int, int], int]], fallbacks: list[int],
+               formats: list[_Found], rules: Sequence[CompiledRule]) -> set[int]:
+    """The fallback candidates (indices into ``items``) not worth validating: those whose
+    value, if confirmed, a match of another class in ``formats`` is known to overlap."""
+    if not formats:
+        return set()
+    # Per class: the matches of other classes, that a fallback candidate gives way to.
+    covers: dict[str, _Cover] = {}
+    # The smallest start of a later candidate of the same rule, per fallback candidate: one
+    # that skipping a validation would let through (``reached``) forbids the skip.
+    later: dict[int, int] = {}
+    least: dict[int, int] = {}
+    for k in reversed(fallbacks):
+        (index, first), _ = items[k]
+        later[k] = least.get(index, _NO_CUE)
+        least[index] = min(first, later[k])
+    skipped = set()
+    for k in fallbacks:
+        (index, _), last = items[k]
+        rule = rules[index]
+        if rule.validator is not generic_secret or later[k] < last - 1:
+            continue
+        cover = covers.get(rule.dlp_class)
+        if cover is None:
+            cover = covers[rule.dlp_class] = _Cover(
+                [(f.start, f.end) for f in formats if f.rule.dlp_class != rule.dlp_class])
+        if cover.overlaps(*generic_secret_core(last)):
+            skipped.add(k)
+    return skipped
 
 
 def _unshadowed(found: list[_Found]) -> list[_Found]:
     """Context-confirmed matches that no format match (a card, an SSN...) overlaps."""
-    formats = sorted((f.start, f.end) for f in found
-                     if not f.rule.required and not f.rule.fallback)
-    if not formats or all(not f.rule.required for f in found):
+    if all(not f.rule.required for f in found):
         return found
-    starts = [s for s, _ in formats]
-    reach = list(accumulate((e for _, e in formats), max))
-    out = []
-    for f in found:
-        if f.rule.required:
-            i = bisect_left(starts, f.end)
-            if i and reach[i - 1] > f.start:
-                continue
-        out.append(f)
-    return out
+    cover = _Cover([(f.start, f.end) for f in found
+                    if not f.rule.required and not f.rule.fallback])
+    if not cover.starts:
+        return found
+    return [f for f in found if not f.rule.required or not cover.overlaps(f.start, f.end)]
 
 
 def _resolve(found: list[_Found]) -> list[_Found]:
@@ -230,13 +300,16 @@ class Scanner:
         budget[0] -= len(hits)
         first_cue, refs = eng.first_cue, eng.primary_ref
         candidates: dict[tuple[int, int], int] = {}
+        get = candidates.get
         cues: list[Hit] = []
+        last = len(buf) - 1
         for pattern, start, end in hits:
             if pattern < first_cue:
                 key = (refs[pattern], start)
-                if candidates.get(key, -1) < end:
+                if get(key, -1) < end:
                     candidates[key] = end
-            elif _cue_bounded(buf, start, end):
+            elif ((start > 0 and end <= last and buf[start - 1] not in ALNUM
+                   and buf[end] not in ALNUM) or _cue_bounded(buf, start, end)):
                 cues.append((refs[pattern], start, end))
         if cues:
             secondary = eng.secondary_cues
@@ -258,90 +331,83 @@ class Scanner:
         Fallback candidates are looked at last, so that one whose value another class's
         match is known to cover (it would give way to it in ``_resolve``) is not validated.
         """
-        cue_ids = {c[0] for c in cues}
+        near_cues = _Cues(cues)
+        cue_ids = near_cues.ids
         rules = self.engine.rules
         reached = [0] * len(rules)  # how far each rule's confirmed matches reach
         items = list(candidates.items())
         found: list[_Found | None] = [None] * len(items)
         fallbacks: list[int] = []
+        single = lay.segments[0] if len(lay.segments) == 1 else None
+        min_confidence = self.min_confidence
+
+        def confirm(rule: CompiledRule, start: int, end: int) -> _Found | None:
+            index = rule.index
+            if start < reached[index]:
+                return None  # inside a match of the same rule (a key's body, a longer token)
+            near = bool(cue_ids) and not rule.cues.isdisjoint(cue_ids)
+            if rule.required and not near:
+                return None
+            factor = 1.0
+            validator = rule.validator
+            if validator is not None:
+                try:
+                    confirmed = validator(buf, start, end)
+                except _VALIDATOR_ERRORS:
+                    return None
+                if confirmed is None:
+                    return None
+                start, end, factor = confirmed
+                reached[index] = end
+            if single is not None:  # a text body: one segment
+                if start < single.start or end > single.end:
+                    return None
+                seg, s = 0, single
+            else:
+                seg = lay.find(start, end)
+                if seg < 0:
+                    return None
+                s = lay.segments[seg]
+            confidence = rule.confidence * factor
+            distance = _NO_CUE
+            if near:
+                distance = near_cues.distance(rule, start, end, s.context_start, s.end)
+            if distance == _NO_CUE:
+                if rule.required:
+                    return None
+            elif rule.boost is not None:
+                confidence = rule.boost * factor
+            if confidence < min_confidence:
+                return None
+            return _Found(rule, start, end, confidence, seg, distance)
+
         for k, ((index, first), last) in enumerate(items):
             rule = rules[index]
             if rule.fallback:
                 fallbacks.append(k)
                 continue
-            found[k] = self._confirm_one(buf, lay, rule, first, last, cues, cue_ids, reached)
+            found[k] = confirm(rule, first, last)
         if fallbacks:
-            formats = _winners(found)
-            # The smallest start of a later candidate of the same rule, per fallback candidate:
-            # one that skipping a validation would let through (``reached``) forbids the skip.
-            later: list[int] = [_NO_CUE] * len(items)
-            least: dict[int, int] = {}
-            for k in reversed(fallbacks):
-                (index, first), _ = items[k]
-                later[k] = least.get(index, _NO_CUE)
-                least[index] = min(first, later[k])
+            given_way = _given_way(items, fallbacks, _winners(found), rules)
             for k in fallbacks:
-                (index, first), last = items[k]
-                rule = rules[index]
-                if (formats and rule.validator is generic_secret and later[k] >= last - 1
-                        and _covered(formats, rule.dlp_class, *generic_secret_core(last))):
-                    continue
-                found[k] = self._confirm_one(buf, lay, rule, first, last, cues, cue_ids,
-                                             reached)
+                if k not in given_way:
+                    (index, first), last = items[k]
+                    found[k] = confirm(rules[index], first, last)
         return [f for f in found if f is not None]
-
-    def _confirm_one(self, buf: bytes, lay: Layout, rule: CompiledRule, first: int, last: int,
-                     cues: list[Hit], cue_ids: set[int], reached: list[int]) -> _Found | None:
-        index = rule.index
-        if first < reached[index]:
-            return None  # inside a match of the same rule (a key's body, a longer token)
-        near = bool(cue_ids) and not rule.cues.isdisjoint(cue_ids)
-        if rule.required and not near:
-            return None
-        start, end, factor = first, last, 1.0
-        if rule.validator is not None:
-            try:
-                confirmed = rule.validator(buf, start, end)
-            except _VALIDATOR_ERRORS:
-                return None
-            if confirmed is None:
-                return None
-            start, end, factor = confirmed
-            reached[index] = end
-        seg = lay.find(start, end)
-        if seg < 0:
-            return None
-        confidence = rule.confidence * factor
-        distance = _NO_CUE
-        if near:
-            s = lay.segments[seg]
-            distance = _cue_distance(cues, rule, start, end, s.context_start, s.end)
-        if distance == _NO_CUE:
-            if rule.required:
-                return None
-        elif rule.boost is not None:
-            confidence = rule.boost * factor
-        if confidence < self.min_confidence:
-            return None
-        return _Found(rule, start, end, confidence, seg, distance)
 
     def _carriers(self, lay: Layout, kept: list[_Found], budget: list[int],
                   ) -> tuple[list[tuple[_Found, int, int, str, tuple[int, int]]], str | None]:
         """Decode the encoded runs outside the matches found, and scan their text."""
-        runs = encoded_runs(lay.buf, limit=self.max_carriers * 4)
+        covered = _Cover([(f.start, f.end) for f in kept])
+        runs = encoded_runs(lay.buf, limit=self.max_carriers * 4,
+                            covered=covered.overlaps if kept else None)
         if not runs:
             return [], None
-        covered = sorted((f.start, f.end) for f in kept)
-        starts = [c[0] for c in covered]
-        reach = list(accumulate((c[1] for c in covered), max))
         parts = [SEP]
         segments: list[Segment] = []
         sources: list[tuple[int, int, int, str]] = []  # outer segment, run start, end, encoding
         pos, total, limit = 1, 0, None
-        for run_start, run_end, encoding in runs:
-            i = bisect_left(starts, run_end)
-            if i and reach[i - 1] > run_start:
-                continue  # inside (or across) a match already made
+        for run_start, run_end, encoding in runs:  # none inside (or across) a match
             outer = lay.find(run_start, run_end)
             if outer < 0:
                 continue
@@ -385,23 +451,25 @@ class Scanner:
                   results: Sequence[tuple[_Found, int, int, str | None,
                                           tuple[int, int] | None]],
                   limit: str | None) -> Findings:
+        segments = lay.segments
         masked: list[JsonPath] = []
         for f, *_ in results:
-            seg = lay.segments[f.segment]
+            seg = segments[f.segment]
             if seg.kind == KEY and seg.path is not None:
                 masked.append(seg.path)
-        ordered = sorted(results, key=lambda r: (r[1], r[2]))
+        ordered = sorted(results, key=_placed) if len(results) > 1 else results
         matches = []
         placed = []
         for f, start, end, encoding, inner in ordered:
-            seg = lay.segments[f.segment]
+            seg = segments[f.segment]
             path = seg.path
             if path is not None and masked:
                 path = _mask(path, masked)
-            matches.append(Match(
-                dlp_class=f.rule.dlp_class, confidence=round(f.confidence, 4),
-                span=lay.chars(f.segment, start, end), path=path, rule=f.rule.id,
-                encoding=encoding, inner=inner, in_key=seg.kind == KEY, segment=f.segment))
+            rule = f.rule
+            span = ((start - seg.start, end - seg.start) if seg.ascii
+                    else lay.chars(f.segment, start, end))
+            matches.append(Match(rule.dlp_class, round(f.confidence, 4), span, path, rule.id,
+                                 encoding, inner, seg.kind == KEY, f.segment))
             placed.append((start, end))
         return Findings(tuple(matches), limit is None, limit, body, lay, tuple(placed))
 

@@ -115,14 +115,6 @@ def parse_json(body: bytes) -> tuple[Any, Parser]:
     raise ParseError(f"body is not valid JSON: {problem}")
 
 
-def _scanned(value: object) -> bytes | None:
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MIN_SCANNED_INT:
-        return str(value).encode()
-    return None
-
-
 def _embedded(value: object) -> Any:
     """The document a string holds (a tool call's ``arguments``), or None."""
     if not isinstance(value, str) or len(value) < 2:
@@ -141,82 +133,84 @@ def _embedded(value: object) -> Any:
     return inner if isinstance(inner, dict | list) else None
 
 
-def json_layout(document: Any, parser: Parser) -> Layout:
-    """Every key, string and large integer of ``document``, in document order.
-
-    A string that is itself a JSON object or array (tool-call arguments are) is read as that
-    document, to ``MAX_EMBEDDING`` levels, so its escapes cannot hide anything either.
-    """
-    flat = _Flattener()
-    flat.visit(document, (), 0, None)
-    stack, add, visit = flat.stack, flat.add, flat.visit
+def _next_member(stack: list[tuple[Iterator[tuple[Any, Any]], JsonPath, int]],
+                 ) -> tuple[Any, Any, JsonPath, int] | None:
+    """The next member (or element) of the innermost container that has one left: its
+    name (or index), value, path and depth of embedding; None when the walk is over."""
     while stack:
-        items, path, depth = stack[-1]
+        items, parent, depth = stack[-1]
         item = next(items, None)
         if item is None:
             stack.pop()
             continue
         name, value = item
-        child = (*path, name)
-        key_start = None
-        if isinstance(name, str):
-            key_start = add(name.encode("utf-8", "surrogatepass"), child, KEY, None)
-        visit(value, child, depth, key_start)
-    return Layout(b"".join(flat.parts), flat.segments, [s.start for s in flat.segments],
-                  document, parser, tuple(flat.embedded))
+        return name, value, (*parent, name), depth
+    return None
 
 
-class _Flattener:
-    """The buffer being built: its parts, segments, embedded documents and the walk's stack."""
+def json_layout(document: Any, parser: Parser) -> Layout:
+    """Every key, string and large integer of ``document``, in document order.
 
-    def __init__(self) -> None:
-        self.parts: list[bytes] = [SEP]
-        self.segments: list[Segment] = []
-        self.embedded: list[JsonPath] = []
-        self.stack: list[tuple[Iterator[tuple[Any, Any]], JsonPath, int]] = []
-        self.pos = 1
-
-    def write(self, data: bytes) -> None:
-        self.parts.append(data)
-        self.pos += len(data)
-
-    def add(self, data: bytes, path: JsonPath, kind: int, context_start: int | None) -> int:
-        start = self.pos
-        self.pos = end = start + len(data)
-        self.segments.append(Segment(path, kind, start, end,
-                                     start if context_start is None else context_start,
-                                     data.isascii(), "surrogatepass"))
-        self.parts.append(data)
-        return start
-
-    def push(self, container: object, path: JsonPath, depth: int) -> None:
-        if isinstance(container, dict):
-            self.stack.append((iter(container.items()), path, depth))
-        elif isinstance(container, list):
-            self.stack.append((iter(enumerate(container)), path, depth))
-
-    def visit(self, value: object, path: JsonPath, depth: int, key_start: int | None) -> None:
-        """Emit ``value`` (its key, if it has one, is out already and starts at key_start)."""
-        inner = _embedded(value) if depth < MAX_EMBEDDING else None
-        if inner is not None:
-            self.embedded.append(path)
-            self.write(SEP)
-            self.push(inner, path, depth + 1)
-            return
-        data = _scanned(value)
-        parts = self.parts
-        if data is None:
+    A string that is itself a JSON object or array (tool-call arguments are) is read as that
+    document, to ``MAX_EMBEDDING`` levels, so its escapes cannot hide anything either. The
+    walk keeps its own stack (a document may be nested deeper than Python recurses).
+    """
+    parts: list[bytes] = [SEP]
+    segments: list[Segment] = []
+    embedded: list[JsonPath] = []
+    stack: list[tuple[Iterator[tuple[Any, Any]], JsonPath, int]] = []
+    pos = 1
+    # The value to lay out next: its path, its depth of embedding, and where its member's key
+    # starts in the buffer (None: it has no key).
+    path: JsonPath = ()
+    value, depth, key_start = document, 0, None
+    while True:
+        data, kind = None, STRING
+        if isinstance(value, str):
+            inner = _embedded(value) if depth < MAX_EMBEDDING else None
+            if inner is None:
+                data = value.encode("utf-8", "surrogatepass")
+            else:
+                embedded.append(path)
+                parts.append(SEP)
+                pos += 1
+                value, depth, key_start = inner, depth + 1, None
+        elif (isinstance(value, int) and not isinstance(value, bool)
+              and abs(value) >= MIN_SCANNED_INT):
+            data, kind = str(value).encode(), NUMBER
+        if data is not None:
+            if key_start is None:
+                key_start = pos
+            else:
+                parts.append(MEMBER)
+                pos += len(MEMBER)
+            end = pos + len(data)
+            segments.append(Segment(path, kind, pos, end, key_start, data.isascii(),
+                                    "surrogatepass"))
+            parts += (data, SEP)
+            pos = end + 1
+        else:
             if key_start is not None:
                 parts.append(SEP)
-                self.pos += 1
-            self.push(value, path, depth)
-            return
-        if key_start is not None:
-            parts.append(MEMBER)
-            self.pos += len(MEMBER)
-        self.add(data, path, STRING if isinstance(value, str) else NUMBER, key_start)
-        parts.append(SEP)
-        self.pos += 1
+                pos += 1
+            if isinstance(value, dict):
+                stack.append((iter(value.items()), path, depth))
+            elif isinstance(value, list):
+                stack.append((iter(enumerate(value)), path, depth))
+        following = _next_member(stack)
+        if following is None:
+            break
+        name, value, path, depth = following
+        key_start = None
+        if isinstance(name, str):
+            key = name.encode("utf-8", "surrogatepass")
+            key_start = pos
+            pos += len(key)
+            segments.append(Segment(path, KEY, key_start, pos, key_start, key.isascii(),
+                                    "surrogatepass"))
+            parts.append(key)
+    return Layout(b"".join(parts), segments, [s.start for s in segments], document, parser,
+                  tuple(embedded))
 
 
 def is_json(body: bytes, content_type: str | None) -> bool | None:

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from gatewayd.dlp import MASKED_KEY, Scanner
+from gatewayd.dlp.carriers import encoded_runs
 from gatewayd.errors import ParseError
 
 from .conftest import AWS_KEY_ID, AWS_SECRET, GITHUB_TOKEN, STRIPE_KEY
@@ -199,3 +200,15 @@ def test_adversarial_megabyte_finishes(scanner: Scanner) -> None:
         body = unit * (mib // len(unit))
         found = scanner.scan(body, content_type="text/plain")
         assert found.complete or found.limit is not None
+
+
+def test_encoded_runs_over_a_match_count_toward_the_bound_but_are_not_decoded() -> None:
+    first = base64.b64encode(b"first run of text").decode()
+    second = base64.b64encode(b"second run of text").decode()
+    buf = f"\x00{first} and {second}\x00".encode()
+    runs = encoded_runs(buf, limit=8)
+    assert [(s, e) for s, e, _ in runs] == [(1, 1 + len(first)),
+                                           (6 + len(first), 6 + len(first) + len(second))]
+    over_first = encoded_runs(buf, limit=8, covered=lambda s, e: s < 10)
+    assert over_first == runs[1:]
+    assert encoded_runs(buf, limit=1, covered=lambda s, e: s < 10) == []
