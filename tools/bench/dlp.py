@@ -5,8 +5,9 @@ with a sensitive value in them, prose, code and hard negatives, about one sensit
 per KiB — is cut to 4 KiB and 64 KiB and scanned, in interleaved rounds
 (A B C D E A B C D E ...), by:
 
-A. Clawgress's scanner, three ways: the engine's pass alone over the bytes (``scan only``:
-   one Hyperscan pass, cues and the secondary pass where cues fire); the whole scan of the
+A. Clawgress's scanner, three ways: the engine's primary pass alone over the bytes
+   (``scan only``: one Hyperscan pass of the rule patterns and cue words, with its match
+   callbacks; not the secondary pass around cues, nor anything after); the whole scan of the
    text (pass, validators, overlaps, carriers); the whole scan of the text sent as an OpenAI
    chat-completions JSON body (parsing, decoded strings, then the same);
 B. a sequential Python ``re`` loop over the same patterns (every rule pattern and cue,
@@ -376,8 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{rounds} interleaved rounds; per-call perf_counter_ns timing; same text for every "
         f"engine (corpus bodies with labelled values, prose, code and hard negatives, about "
         f"one sensitive value per KiB, cut to 4 KiB / 64 KiB); 'scan_only' is the "
-        f"engine pass over the bytes, 'text' the whole scan, 'json' the whole scan of the "
-        f"text as a chat-completions body; speed-ups are reference p50 / 'text' p50")
+        f"engine's primary pass over the bytes, 'text' the whole scan, 'json' the whole "
+        f"scan of the text as a chat-completions body; speed-ups are reference p50 / "
+        f"'text' p50")
     report.notes.append(f"re loop and RE2: the {re2_patterns} patterns and cues of the shipped "
                         f"rules that RE2 accepts (the re loop runs all of them); Presidio: "
                         f"{pr_recognizers} predefined English PatternRecognizers, no NLP model")
