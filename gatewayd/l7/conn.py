@@ -26,6 +26,7 @@ HANDSHAKE_DRAIN_S = 30.0
 class Stream(Protocol):
     async def recv(self, timeout_s: float | None = None) -> bytes: ...
     def send(self, data: bytes) -> None: ...
+    def sent(self) -> bool: ...
     async def drain(self, timeout_s: float) -> None: ...
     def send_eof(self) -> None: ...
     def close(self) -> None: ...
@@ -195,6 +196,12 @@ class Plain(asyncio.Protocol):
     def send(self, data: bytes) -> None:
         self._pending.append(data)
 
+    def sent(self) -> bool:
+        """Hand what was sent to the transport; whether that is all there is to it (no
+        ``drain`` needed: the peer keeps up and the connection is there)."""
+        self.flush()
+        return not self._writing_paused and not self._lost
+
     async def drain(self, timeout_s: float) -> None:
         """Write what was sent; wait (at most ``timeout_s``: ``TimeoutError``) only while
         the peer is not reading fast enough."""
@@ -300,6 +307,9 @@ class TlsServer:
     def send(self, data: bytes) -> None:
         self.tls.write(data)
         self._flush()
+
+    def sent(self) -> bool:
+        return self.inner.sent()
 
     async def drain(self, timeout_s: float) -> None:
         await self.inner.drain(timeout_s)

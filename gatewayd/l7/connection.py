@@ -158,6 +158,8 @@ class ClientConnection:
         # The connection to the original destination, opened early (``_preconnect``).
         self._early: tuple[tuple[str, int, str | None], asyncio.Task[Plain]] | None = None
         self._requests = 0  # requests read on this connection so far
+        # Kept: asyncio.get_running_loop() costs a getpid() system call.
+        self._loop = asyncio.get_running_loop()
 
     # --- entry points ------------------------------------------------------------------
 
@@ -400,7 +402,7 @@ class ClientConnection:
         event = h.next_event()
         if event is not http1.NEED_DATA:
             return event  # already read (the common case for a body that came with its head)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         deadline = loop.time() + self.cfg.header_timeout if head and fresh else None
         while True:
             if deadline is None:
@@ -481,11 +483,6 @@ class ClientConnection:
                                                                                   "replace"))
         self.s.count("requests")
         try:
-            if head_size(req) > self.cfg.max_header_bytes:
-                # http1 bounds a head that arrives in pieces; one that arrived whole in a
-                # single read is measured here.
-                raise self._refuse(431, f"the request head is over {self.cfg.max_header_bytes}"
-                                   " bytes", "malformed")
             return await self._handle(h, req, ex)
         except Refused as refused:
             ans = ex.refused(refused.refusal)
@@ -929,7 +926,8 @@ class ClientConnection:
                     raise ConnectionError("the client went away during the request body")
             if up.http.our_state is http1.SEND_BODY:
                 up.send(http1.EndOfMessage())
-            await self._drain_upstream(up)
+            if not up.stream.sent():
+                await self._drain_upstream(up)
         except UpstreamError as exc:
             # The upstream stopped reading: it may have answered early (a 413, a 411)
             # before closing. Its answer, if there is one, is what the client gets.
@@ -1000,17 +998,23 @@ class ClientConnection:
         timeout = self.cfg.upstream_timeout
         watches = ex.found.watches
         while True:
-            event = await up.next_event(timeout)
+            event = up.ready_event()
+            if event is http1.NEED_DATA:
+                event = await up.next_event(timeout)
             if isinstance(event, http1.Data):
                 ex.bytes_in += len(event.data)
                 self._send(h, http1.Data(data=event.data))
                 if watches:
                     _watch(ex, "feed", bytes(event.data))
-                await self._drain_client()
+                if up.http.body_ended:
+                    continue  # the end is next: sent on with the data
+                if not self.client.sent():
+                    await self._drain_client()
             elif isinstance(event, http1.EndOfMessage):
                 self._send(h, http1.EndOfMessage())
                 ex.complete = True
-                await self._drain_client()
+                if not self.client.sent():
+                    await self._drain_client()
                 break
             else:
                 raise UpstreamError("the upstream closed in the middle of its response")
@@ -1096,12 +1100,6 @@ def _watch(ex: Exchange, step: str, *args: Any) -> None:
             log.exception("a response watch failed on request %s", ex.request_id)
             if "watch-failed" not in ex.flags:
                 ex.flags.append("watch-failed")
-
-
-def head_size(req: http1.Request) -> int:
-    """About how many bytes ``req``'s head took on the wire (request line and headers)."""
-    return (len(req.method) + len(req.target) + 12
-            + sum(len(name) + len(value) + 4 for name, value in req.headers) + 2)
 
 
 def _both_done(h: http1.Inbound) -> bool:

@@ -238,12 +238,15 @@ class Action7:
     flags: tuple[str, ...] = ()
 
 
+_FORWARDED = Action7(None)
+_ALERTED = Action7(None, flags=("alert",))
+
+
 def action_for(decision: Decision, retry_after: int) -> Action7:
     """What ``decision`` does to the request it was made for."""
     act = decision.action
     if act in FORWARDED:
-        flags = ("alert",) if act is Action.ALERT else ()
-        return Action7(None, flags=flags)
+        return _ALERTED if act is Action.ALERT else _FORWARDED
     if act is Action.THROTTLE:
         return Action7(Refusal(429, decision.reason, "throttled", decision,
                                headers=((b"retry-after", str(retry_after).encode()),)))

@@ -151,9 +151,10 @@ class _Head:
 
 def _head_end(buf: bytearray, limit: int, what: str) -> int:
     """Where the head at the start of ``buf`` ends (after its blank line); -1 if it is not
-    all there yet. ``RemoteProtocolError``: 431 when it is over ``limit`` bytes, 400 when
-    its lines end with a bare LF."""
-    end = buf.find(HEAD_END, 0, limit + 4)
+    all there yet. ``RemoteProtocolError``: 431 when it is over ``limit`` bytes (its blank
+    line included; whether it came in pieces or in one read), 400 when its lines end with a
+    bare LF."""
+    end = buf.find(HEAD_END, 0, limit)
     if end < 0:
         if buf.find(b"\n\n", 0, limit) >= 0:
             raise RemoteProtocolError("header lines must end with CRLF")
@@ -359,6 +360,11 @@ class _Side:
             self._buf += data
         else:
             self._eof = True
+
+    @property
+    def body_ended(self) -> bool:
+        """Whether the body's last data was just returned: its end is the next event."""
+        return self._ended_early
 
     @property
     def trailing_data(self) -> tuple[bytes, bool]:

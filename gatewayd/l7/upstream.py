@@ -69,14 +69,19 @@ class Upstream:
         if data:
             self.stream.send(data)
 
+    def ready_event(self) -> http1.Event | http1.Sentinel:
+        """The next HTTP event from what has arrived (``NEED_DATA``: nothing more yet);
+        ``UpstreamError`` when the upstream broke HTTP."""
+        try:
+            return self.http.next_event()
+        except http1.RemoteProtocolError as exc:
+            raise UpstreamError(f"the upstream broke HTTP/1.1: {exc}") from None
+
     async def next_event(self, timeout_s: float) -> http1.Event | http1.Sentinel:
         """The next HTTP event from the upstream (``UpstreamError`` when it times out or
         breaks HTTP)."""
         while True:
-            try:
-                event = self.http.next_event()
-            except http1.RemoteProtocolError as exc:
-                raise UpstreamError(f"the upstream broke HTTP/1.1: {exc}") from None
+            event = self.ready_event()
             if event is not http1.NEED_DATA:
                 return event
             try:

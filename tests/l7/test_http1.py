@@ -274,3 +274,26 @@ def test_a_response_head_over_the_limit_is_refused() -> None:
     up.receive_data(b"HTTP/1.1 200 OK\r\nX: " + b"v" * MAX_HEAD)
     with pytest.raises(http1.RemoteProtocolError):
         up.next_event()
+
+
+def _feed_in(raw: bytes, pieces: int) -> http1.Event | http1.Sentinel:
+    h = http1.Inbound(MAX_HEAD)
+    step = -(-len(raw) // pieces)
+    event: http1.Event | http1.Sentinel = http1.NEED_DATA
+    for at in range(0, len(raw), step):
+        h.receive_data(raw[at:at + step])
+        event = h.next_event()
+    return event
+
+
+@pytest.mark.parametrize("pieces", [1, 3])
+def test_a_head_is_bounded_with_its_blank_line_whether_it_came_whole_or_in_pieces(
+        pieces: int) -> None:
+    start = b"GET / HTTP/1.1\r\nHost: a\r\nX: "
+    fits = start + b"v" * (MAX_HEAD - len(start) - 4) + b"\r\n\r\n"
+    assert len(fits) == MAX_HEAD
+    assert isinstance(_feed_in(fits, pieces), Request)
+    over = start + b"v" * (MAX_HEAD - len(start) - 3) + b"\r\n\r\n"
+    with pytest.raises(http1.RemoteProtocolError) as caught:
+        _feed_in(over, pieces)
+    assert caught.value.error_status_hint == 431
