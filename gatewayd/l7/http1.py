@@ -181,25 +181,32 @@ def _version(parser: httptools.HttpRequestParser | httptools.HttpResponseParser)
     return version.encode()
 
 
-def _framing(headers: Headers) -> tuple[int | None, bool]:
-    """The body's framing by its headers: (Content-Length, chunked). llhttp has checked
-    that they are well formed and do not contradict each other."""
-    length = None
-    chunked = False
-    for name, value in headers:
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
-    return length, chunked
+class _Facts:
+    """What a head's headers say about the message, read in one pass: its framing
+    (llhttp has checked that it is well formed and consistent), whether it asks to close,
+    whether it expects ``100-continue``, and whether it names a ``Host``."""
+
+    __slots__ = ("chunked", "close", "continues", "host", "length")
+
+    def __init__(self, headers: Headers) -> None:
+        self.length: int | None = None
+        self.chunked = self.close = self.continues = self.host = False
+        for name, value in headers:
+            if name == b"content-length":
+                self.length = int(value)
+            elif name == b"transfer-encoding":
+                self.chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+            elif name == b"connection":
+                if b"close" in _split_tokens(value):
+                    self.close = True
+            elif name == b"host":
+                self.host = True
+            elif name == b"expect" and b"100-continue" in _split_tokens(value):
+                self.continues = True
 
 
-def _tokens(headers: Headers, name: bytes) -> set[bytes]:
-    out: set[bytes] = set()
-    for n, v in headers:
-        if n == name:
-            out.update(t.strip().lower() for t in v.split(b","))
-    return out
+def _split_tokens(value: bytes) -> set[bytes]:
+    return {t.strip().lower() for t in value.split(b",")}
 
 
 # --- bodies ----------------------------------------------------------------------------
@@ -480,17 +487,16 @@ class Inbound(_Side):
             self.their_state = ERROR
             raise
         headers = got.headers
-        if version == b"1.1" and not any(n == b"host" for n, _ in headers):
+        facts = _Facts(headers)
+        if version == b"1.1" and not facts.host:
             self.their_state = ERROR
             raise RemoteProtocolError("Missing mandatory Host: header")
-        length, chunked = _framing(headers)
+        length, chunked = facts.length, facts.chunked
         self._method = method
         self._connect = method == b"CONNECT"
         self._http10 = version == b"1.0"
-        self._keep_alive = (not self._http10
-                            and b"close" not in _tokens(headers, b"connection"))
-        self._expects_continue = (not self._http10 and b"100-continue"
-                                  in _tokens(headers, b"expect"))
+        self._keep_alive = not self._http10 and not facts.close
+        self._expects_continue = not self._http10 and facts.continues
         self._ended_early = False
         if self._connect or (not chunked and not length):
             self._body = _Body(0, False)
@@ -554,9 +560,10 @@ class Inbound(_Side):
         if self._connect and 200 <= status < 300:
             self.our_state = self.their_state = SWITCHED_PROTOCOL
             return _head_bytes(_status_line(status, event.reason), headers)
-        if b"close" in _tokens(headers, b"connection"):
+        facts = _Facts(headers)
+        if facts.close:
             self._keep_alive = False
-        length, chunked = _framing(headers)
+        length, chunked = facts.length, facts.chunked
         if self._method == b"HEAD" or status in (204, 304):
             sender = _Sender(0, False)  # no body, whatever the length says
         elif length is not None:
@@ -570,7 +577,7 @@ class Inbound(_Side):
             headers = [(n, v) for n, v in headers if n != b"transfer-encoding"]
             sender = _Sender(None, False, until_close=True)
             self._keep_alive = False
-        if not self._keep_alive and b"close" not in _tokens(headers, b"connection"):
+        if not self._keep_alive and not facts.close:
             headers = [(n, v) for n, v in headers if n != b"connection"]
             headers.append((b"connection", b"close"))
         self._sending = sender
@@ -602,10 +609,11 @@ class Outbound(_Side):
             if self.our_state is not IDLE:
                 raise LocalProtocolError(f"cannot send a request in state"
                                          f" {self.our_state.value}")
-            length, chunked = _framing(event.headers)
+            facts = _Facts(event.headers)
             self._method = event.method
-            self._sending = _Sender(None, True) if chunked else _Sender(length or 0, False)
-            self._keep_alive = b"close" not in _tokens(event.headers, b"connection")
+            self._sending = (_Sender(None, True) if facts.chunked
+                             else _Sender(facts.length or 0, False))
+            self._keep_alive = not facts.close
             self.our_state = SEND_BODY
             self.their_state = SEND_RESPONSE
             return _head_bytes(b"%b %b HTTP/1.1\r\n" % (event.method, event.target),
@@ -658,8 +666,9 @@ class Outbound(_Side):
             if status == 101:
                 self.our_state = self.their_state = SWITCHED_PROTOCOL
             return InformationalResponse(status, headers, got.reason, version)
-        length, chunked = _framing(headers)
-        if version == b"1.0" or b"close" in _tokens(headers, b"connection"):
+        facts = _Facts(headers)
+        length, chunked = facts.length, facts.chunked
+        if version == b"1.0" or facts.close:
             self._keep_alive = False
         self._ended_early = False
         if self._method == b"HEAD" or status in (204, 304):
