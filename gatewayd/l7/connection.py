@@ -90,6 +90,8 @@ Body = tuple[list[bytes], bool]
 # A refused request's body is read (and thrown away) up to this much, so the connection
 # can serve the next request; beyond it the connection is closed.
 DRAIN_LIMIT = 64 * 1024
+# A response body that has arrived whole with its head is sent on in one piece up to this.
+_WHOLE_RESPONSE = 64 * 1024
 
 # Request headers that belong to one hop, never sent on (RFC 9110 §7.6.1), and the
 # proxy's own. Framing (content-length, transfer-encoding) is kept: the body is framed
@@ -868,6 +870,9 @@ class ClientConnection:
         if h.client_is_waiting_for_100_continue:
             self._send(h, http1.InformationalResponse(status_code=100, headers=[]))
             await self._drain_client()
+        whole = h.whole_body(self.cfg.inspect_body_bytes)
+        if whole is not None:
+            return ([whole] if whole else []), True  # it came with its head (the common case)
         parts: list[bytes] = []
         size = 0
         while h.their_state is http1.SEND_BODY:
@@ -997,6 +1002,18 @@ class ClientConnection:
         """The response body, sent on piece by piece as it arrives."""
         timeout = self.cfg.upstream_timeout
         watches = ex.found.watches
+        whole = up.http.whole_body(_WHOLE_RESPONSE)
+        if whole is not None:  # all here: on in one go (a small JSON answer)
+            ex.bytes_in += len(whole)
+            if whole:
+                self._send(h, http1.Data(data=whole))
+                if watches:
+                    _watch(ex, "feed", whole)
+            self._send(h, http1.EndOfMessage())
+            ex.complete = True
+            if not self.client.sent():
+                await self._drain_client()
+            return
         while True:
             event = up.ready_event()
             if event is http1.NEED_DATA:

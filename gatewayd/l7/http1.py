@@ -379,6 +379,23 @@ class _Side:
         protocol's first bytes), and whether the peer closed."""
         return bytes(self._buf), self._eof
 
+    def whole_body(self, limit: int) -> bytes | None:
+        """The rest of a body framed by ``Content-Length`` when all of it is here and it is
+        at most ``limit`` bytes, taken at once: the message is then done, as if its data and
+        its end had been read as events. ``None`` otherwise (read it by events)."""
+        body = self._body
+        if (self.their_state is not SEND_BODY or body is None or body.chunked is not None
+                or body.until_close or self._ended_early or body.left > limit
+                or len(self._buf) < body.left):
+            return None
+        left = body.left
+        buf = self._buf
+        data = bytes(buf[:left])
+        del buf[:left]
+        body.left = 0
+        self._message_done()
+        return data
+
     def _read_body(self) -> Event | Sentinel:
         assert self._body is not None
         parts, ended = self._body.take(self._buf)
@@ -464,6 +481,8 @@ class Inbound(_Side):
 
     def _request(self) -> Event | Sentinel:
         buf = self._buf
+        if not buf and not self._eof:
+            return NEED_DATA  # between requests: nothing to look at yet
         # Blank lines before a request line are ignored (RFC 9112 §2.2).
         while buf[:2] == b"\r\n":
             del buf[:2]
@@ -637,6 +656,8 @@ class Outbound(_Side):
 
     def _response(self) -> Event | Sentinel:
         buf = self._buf
+        if not buf and not self._eof:
+            return NEED_DATA  # the answer has not begun
         try:
             end = _head_end(buf, self.max_head, "response")
         except RemoteProtocolError:

@@ -297,3 +297,41 @@ def test_a_head_is_bounded_with_its_blank_line_whether_it_came_whole_or_in_piece
     with pytest.raises(http1.RemoteProtocolError) as caught:
         _feed_in(over, pieces)
     assert caught.value.error_status_hint == 431
+
+
+def test_a_whole_content_length_body_is_taken_at_once_and_the_next_request_follows() -> None:
+    h = http1.Inbound(MAX_HEAD)
+    h.receive_data(POST + POST)
+    assert isinstance(h.next_event(), Request)
+    assert h.whole_body(10) is None  # over the limit: read by events
+    assert h.whole_body(11) == b"hello world"
+    assert h.their_state is http1.DONE and h.whole_body(11) is None
+    h.send(Response(200, [(b"content-length", b"0")]))
+    h.send(EndOfMessage())
+    h.start_next_cycle()
+    assert isinstance(h.next_event(), Request)
+    assert events(h)[:2] == [Data(b"hello world"), EndOfMessage()]
+
+
+def test_a_body_not_all_here_or_chunked_is_read_by_events() -> None:
+    h = http1.Inbound(MAX_HEAD)
+    h.receive_data(POST[:-1])
+    assert isinstance(h.next_event(), Request)
+    assert h.whole_body(1 << 20) is None
+    h.receive_data(POST[-1:])
+    assert h.whole_body(1 << 20) == b"hello world"
+    c = http1.Inbound(MAX_HEAD)
+    c.receive_data(CHUNKED)
+    assert isinstance(c.next_event(), Request)
+    assert c.whole_body(1 << 20) is None
+    assert [e for e in events(c) if isinstance(e, Data)] == [Data(b"hello world")]
+
+
+def test_a_whole_response_body_is_taken_at_once_on_the_upstream_side() -> None:
+    o = http1.Outbound(MAX_HEAD)
+    o.send(Request(b"GET", b"/", [(b"host", b"a")]))
+    o.send(EndOfMessage())
+    o.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert isinstance(o.next_event(), Response)
+    assert o.whole_body(64) == b"ok"
+    assert o.their_state is http1.DONE and o.our_state is http1.DONE
