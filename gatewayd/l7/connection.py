@@ -426,14 +426,24 @@ class ClientConnection:
         if data:
             self.client.send(data)
 
+    def _send_data(self, h: http1.Inbound, data: bytes) -> None:
+        out = h.send_data(data)
+        if out:
+            self.client.send(out)
+
+    def _send_end(self, h: http1.Inbound) -> None:
+        out = h.send_end()
+        if out:
+            self.client.send(out)
+
     async def _drain_client(self) -> None:
         await self.client.drain(self.cfg.idle_timeout)
 
     async def _answer(self, h: http1.Inbound, ans: Answer) -> None:
         self._send(h, http1.Response(status_code=ans.status, headers=list(ans.headers),
                                    reason=ans.reason))
-        self._send(h, http1.Data(data=ans.body))
-        self._send(h, http1.EndOfMessage())
+        self._send_data(h, ans.body)
+        self._send_end(h)
         await self._drain_client()
 
     async def _bad_request(self, h: http1.Inbound, status: int, reason: str) -> None:
@@ -918,19 +928,19 @@ class ClientConnection:
         try:
             for part in parts:
                 ex.bytes_out += len(part)
-                up.send(http1.Data(data=part))
+                up.send_data(part)
             while h.their_state is http1.SEND_BODY:
                 event = await self._next(h)
                 if isinstance(event, http1.Data):
                     ex.bytes_out += len(event.data)
-                    up.send(http1.Data(data=event.data))
+                    up.send_data(event.data)
                     await self._drain_upstream(up)
                 elif isinstance(event, http1.EndOfMessage):
                     break
                 else:
                     raise ConnectionError("the client went away during the request body")
             if up.http.our_state is http1.SEND_BODY:
-                up.send(http1.EndOfMessage())
+                up.send_end()
             if not up.stream.sent():
                 await self._drain_upstream(up)
         except UpstreamError as exc:
@@ -1006,10 +1016,10 @@ class ClientConnection:
         if whole is not None:  # all here: on in one go (a small JSON answer)
             ex.bytes_in += len(whole)
             if whole:
-                self._send(h, http1.Data(data=whole))
+                self._send_data(h, whole)
                 if watches:
                     _watch(ex, "feed", whole)
-            self._send(h, http1.EndOfMessage())
+            self._send_end(h)
             ex.complete = True
             if not self.client.sent():
                 await self._drain_client()
@@ -1020,7 +1030,7 @@ class ClientConnection:
                 event = await up.next_event(timeout)
             if isinstance(event, http1.Data):
                 ex.bytes_in += len(event.data)
-                self._send(h, http1.Data(data=event.data))
+                self._send_data(h, event.data)
                 if watches:
                     _watch(ex, "feed", bytes(event.data))
                 if up.http.body_ended:
@@ -1028,7 +1038,7 @@ class ClientConnection:
                 if not self.client.sent():
                     await self._drain_client()
             elif isinstance(event, http1.EndOfMessage):
-                self._send(h, http1.EndOfMessage())
+                self._send_end(h)
                 ex.complete = True
                 if not self.client.sent():
                     await self._drain_client()
@@ -1075,8 +1085,8 @@ class ClientConnection:
         headers.append((b"content-length", str(len(body)).encode()))
         self._send(h, http1.Response(status_code=head.status_code, reason=head.reason,
                                      headers=headers))
-        self._send(h, http1.Data(data=body))
-        self._send(h, http1.EndOfMessage())
+        self._send_data(h, body)
+        self._send_end(h)
         ex.bytes_in += len(body)
         ex.complete = True
         await self._drain_client()

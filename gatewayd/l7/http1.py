@@ -422,6 +422,14 @@ class _Side:
     def _after_their_end(self) -> None:
         pass
 
+    def send_data(self, data: bytes) -> bytes:
+        """The bytes that send ``data``, a piece of the body (``send(Data(data))``)."""
+        return self._send_data(data)
+
+    def send_end(self) -> bytes:
+        """The bytes that end the body (``send(EndOfMessage())``)."""
+        return self._send_end()
+
     def _send_data(self, data: bytes) -> bytes:
         if self.our_state is not SEND_BODY or self._sending is None:
             raise LocalProtocolError(f"cannot send data in state {self.our_state.value}")

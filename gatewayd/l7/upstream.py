@@ -69,6 +69,16 @@ class Upstream:
         if data:
             self.stream.send(data)
 
+    def send_data(self, data: bytes) -> None:
+        out = self.http.send_data(data)
+        if out:
+            self.stream.send(out)
+
+    def send_end(self) -> None:
+        out = self.http.send_end()
+        if out:
+            self.stream.send(out)
+
     def ready_event(self) -> http1.Event | http1.Sentinel:
         """The next HTTP event from what has arrived (``NEED_DATA``: nothing more yet);
         ``UpstreamError`` when the upstream broke HTTP."""
