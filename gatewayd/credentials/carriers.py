@@ -11,6 +11,7 @@ ASCII carry no key and are skipped.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from urllib.parse import unquote
@@ -35,10 +36,12 @@ def carried(headers: Headers, upstream: str,
     """Every token in the carriers of a request (headers ``names``, lower case, and the
     query's ``key``); ``upstream`` is the request's origin-form target."""
     found: list[Carried] = []
+    wanted = _names_as_bytes(frozenset(names))
     for raw_name, raw_value in headers:
-        name = raw_name.decode("latin-1").lower()
-        if name not in names:
-            continue
+        lowered = raw_name.lower()
+        if lowered not in wanted:
+            continue  # most headers: compared as bytes, never decoded
+        name = lowered.decode("latin-1")
         try:
             text = raw_value.decode("ascii")
         except UnicodeDecodeError:
@@ -46,6 +49,11 @@ def carried(headers: Headers, upstream: str,
         found.extend(Carried(f"header:{name}", token) for token in text.split())
     found.extend(Carried(QUERY_CARRIER, token) for token in query_keys(upstream))
     return found
+
+
+@functools.lru_cache(maxsize=64)
+def _names_as_bytes(names: frozenset[str]) -> frozenset[bytes]:
+    return frozenset(n.lower().encode("latin-1") for n in names)
 
 
 def query_keys(upstream: str) -> list[str]:

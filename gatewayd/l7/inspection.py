@@ -88,5 +88,7 @@ def look(inspections: Sequence[Inspection], method: str, target: Target, headers
     """Every inspection's findings on one request, merged in order."""
     found = NOTHING
     for inspection in inspections:
-        found = found.merged(inspection.look(method, target, headers, body, whole))
+        seen = inspection.look(method, target, headers, body, whole)
+        if seen is not NOTHING:  # nothing found adds nothing (the common case)
+            found = found.merged(seen)
     return found
