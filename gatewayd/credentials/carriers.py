@@ -47,7 +47,8 @@ def carried(headers: Headers, upstream: str,
         except UnicodeDecodeError:
             continue
         found.extend(Carried(f"header:{name}", token) for token in text.split())
-    found.extend(Carried(QUERY_CARRIER, token) for token in query_keys(upstream))
+    if "?" in upstream:
+        found.extend(Carried(QUERY_CARRIER, token) for token in query_keys(upstream))
     return found
 
 

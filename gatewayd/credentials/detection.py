@@ -89,13 +89,19 @@ class Sightings:
         return bool(self.keys or self.placeholders or self.malformed_placeholders)
 
 
+NO_SIGHTINGS = Sightings()
+
+
 def sight(headers: Headers, upstream: str,
           names: Collection[str] = AUTH_HEADERS) -> Sightings:
     """The provider keys and placeholders in a request's carriers."""
+    tokens = carried(headers, upstream, names)
+    if not tokens:
+        return NO_SIGHTINGS  # no carrier in the request (most requests)
     keys: list[Sighting] = []
     placeholders: list[str] = []
     malformed = 0
-    for c in carried(headers, upstream, names):
+    for c in tokens:
         if is_placeholder_like(c.token):
             pid = placeholder_id_of(c.token)
             if pid is None:
