@@ -138,7 +138,7 @@ class Plain(asyncio.Protocol):
         loop = self._running_loop()
         if loop.time() >= self._deadline:
             waiter.set_exception(TimeoutError())
-        else:
+        elif self._deadline != math.inf:  # an unbounded read needs no timer
             self._timer = loop.call_at(self._deadline, self._expire)
 
     async def recv(self, timeout_s: float | None = None) -> bytes:

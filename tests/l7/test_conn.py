@@ -103,6 +103,13 @@ def test_read_timeouts_are_the_callers_whatever_an_earlier_read_set(run: Loops) 
             task = asyncio.ensure_future(later(0.2))
             assert await stream.recv(timeout) == b"late"
             await task
+        # A timer set by a bounded read fires while an unbounded one waits: nothing ends.
+        client.sendall(b"x")
+        assert await stream.recv(0.1) == b"x"
+        task = asyncio.ensure_future(later(0.3))
+        assert await stream.recv() == b"late"
+        await task
+        assert stream._timer is None
         stream.close()
         client.close()
     _in(run, test)
