@@ -43,9 +43,11 @@ def timestamp(ts: float) -> str:
         whole, frac = whole + 1, frac - 1_000_000
     elif frac < 0:
         whole, frac = whole - 1, frac + 1_000_000
-    if _second[0] != whole:
-        _second = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{_second[1]}.{frac:06d}+00:00"
+    cached = _second  # read once: another thread may replace it meanwhile
+    if cached[0] != whole:
+        cached = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        _second = cached
+    return f"{cached[1]}.{frac:06d}+00:00"
 
 
 @dataclass(frozen=True)
