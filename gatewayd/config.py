@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from gatewayd.duration import parse_duration
+from gatewayd.duration import duration_setting
 from gatewayd.errors import ConfigError
 from gatewayd.quota.settings import QuotaSettings
 from gatewayd.validation import describe
@@ -42,18 +42,6 @@ EnvName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _duration(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 15m, 1h")
-    if isinstance(value, int):
-        if value <= 0:
-            raise ValueError("must be greater than zero")
-        return value
-    if isinstance(value, str):
-        return parse_duration(value)
-    raise ValueError("expected a duration such as 30s, 15m, 1h")
 
 
 class GatewaySection(_Model):
@@ -239,7 +227,7 @@ class LeaseSection(_Model):
     @field_validator("default_ttl", "max_ttl", mode="before")
     @classmethod
     def _ttl(cls, value: Any) -> int:
-        return _duration(value)
+        return duration_setting(value)
 
 
 # Leaf certificates longer-lived than this are refused by some TLS clients (Apple: 825
@@ -285,7 +273,7 @@ class JwtIssuer(_Model):
             isinstance(value, str) and value.strip() in {"0", "0s"}
         ):
             return 0
-        return _duration(value)
+        return duration_setting(value)
 
     @model_validator(mode="after")
     def _has_keys(self) -> JwtIssuer:
@@ -381,7 +369,7 @@ class L7Section(_Model):
                      mode="before")
     @classmethod
     def _ttl(cls, value: Any) -> int:
-        return _duration(value)
+        return duration_setting(value)
 
     @model_validator(mode="after")
     def _leaf_within_ca(self) -> L7Section:

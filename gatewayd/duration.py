@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PART = re.compile(r"(\d+)([smhdw])")
@@ -27,6 +28,20 @@ def parse_duration(text: str) -> int:
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be greater than zero")
     return seconds
+
+
+def duration_setting(value: Any, examples: str = "30s, 15m, 1h") -> int:
+    """Seconds in a configuration value: a positive integer, or text ``parse_duration``
+    reads; ``ValueError`` naming ``examples`` for anything else."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as {examples}")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError("must be greater than zero")
+        return value
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError(f"expected a duration such as {examples}")
 
 
 def format_duration(seconds: float) -> str:

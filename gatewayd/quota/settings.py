@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gatewayd.duration import parse_duration
+from gatewayd.duration import duration_setting
 from gatewayd.quota.prices import PriceTable
 
 FailurePolicy = Literal["soft-fail", "hard-fail"]
@@ -74,15 +74,7 @@ class QuotaSettings(_Section):
     @field_validator("reservation_ttl", mode="before")
     @classmethod
     def _ttl(cls, value: Any) -> int:
-        if isinstance(value, bool):
-            raise ValueError("expected a duration such as 10m")
-        if isinstance(value, int):
-            if value <= 0:
-                raise ValueError("must be greater than zero")
-            return value
-        if isinstance(value, str):
-            return parse_duration(value)
-        raise ValueError("expected a duration such as 10m")
+        return duration_setting(value, "10m")
 
     def sqlite_file(self, store_path: Path) -> Path:
         return self.sqlite_path or store_path
