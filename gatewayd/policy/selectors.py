@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gatewayd.selector_values import check_values
+
 # Bound on the entries of one list field; it keeps compile time and memory predictable.
 MAX_ENTRIES_PER_FIELD = 10_000
 
@@ -82,18 +84,7 @@ class IdentitySelector(PolicyModel):
     @field_validator("agent", "team", "project", "environment", mode="before")
     @classmethod
     def _values(cls, value: Any) -> Any:
-        if value == "*":
-            return value
-        if isinstance(value, str) and "*" in value:
-            raise ValueError("only '*' alone is a wildcard; list the values instead")
-        if isinstance(value, list):
-            if not value:
-                raise ValueError("an empty list matches nothing; use '*' for any")
-            if "*" in value:
-                raise ValueError("'*' cannot be part of a list; use '*' alone for any")
-            if len(value) > MAX_ENTRIES_PER_FIELD:
-                raise ValueError(f"more than {MAX_ENTRIES_PER_FIELD} values")
-        return value
+        return check_values(value, MAX_ENTRIES_PER_FIELD)
 
     def values(self, field: str) -> tuple[str, ...] | None:
         """The accepted values of ``field``, or ``None`` for any."""

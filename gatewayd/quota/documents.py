@@ -41,6 +41,7 @@ from pydantic import (
 from gatewayd.duration import parse_duration
 from gatewayd.errors import PolicyError
 from gatewayd.quota.windows import Window
+from gatewayd.selector_values import check_values
 from gatewayd.validation import describe
 from gatewayd.yaml_documents import document_where, load_documents
 
@@ -140,17 +141,9 @@ class QuotaSelector(QuotaModel):
     @field_validator("agent", "team", "project", "environment", "credential", mode="before")
     @classmethod
     def _values(cls, value: Any) -> Any:
+        check_values(value, MAX_SELECTOR_VALUES)
         if value == "*":
             return value
-        if isinstance(value, str) and "*" in value:
-            raise ValueError("only '*' alone is a wildcard; list the values instead")
-        if isinstance(value, list):
-            if not value:
-                raise ValueError("an empty list matches nothing; use '*' for any")
-            if "*" in value:
-                raise ValueError("'*' cannot be part of a list; use '*' alone for any")
-            if len(value) > MAX_SELECTOR_VALUES:
-                raise ValueError(f"more than {MAX_SELECTOR_VALUES} values")
         for item in value if isinstance(value, list) else [value]:
             if not isinstance(item, str) or _NAME.fullmatch(item) is None:
                 raise ValueError(
