@@ -413,26 +413,28 @@ def _continues(buf: bytes, start: int, end: int) -> bool:
         len(before) == 2 and before[1] in b"-./" and before[0] in DIGITS)
 
 
-def phone_nanp(buf: bytes, start: int, end: int) -> Confirmed | None:
+def _phone_digits(buf: bytes, start: int, end: int) -> bytes | None:
+    """The digits of a national phone number candidate that stands alone, with balanced
+    parentheses and consistent separators; ``None`` otherwise."""
     if _continues(buf, start, end):
         return None
     text = buf[start:end]
     if text.startswith(b"(") != (b")" in text) or not _separators_ok(text):
         return None
-    digits = only_digits(text)
-    if len(digits) != 10 or digits[1:3] == b"11" or digits[4:6] == b"11":
+    return only_digits(text)
+
+
+def phone_nanp(buf: bytes, start: int, end: int) -> Confirmed | None:
+    digits = _phone_digits(buf, start, end)
+    if digits is None or len(digits) != 10 or digits[1:3] == b"11" or digits[4:6] == b"11":
         return None
     return start, end, 1.0
 
 
 def phone_uk(buf: bytes, start: int, end: int) -> Confirmed | None:
-    if _continues(buf, start, end):
-        return None
-    text = buf[start:end]
-    if text.startswith(b"(") != (b")" in text) or not _separators_ok(text):
-        return None
-    digits = only_digits(text)
-    if not 10 <= len(digits) <= 11 or (digits.startswith(b"07") and len(digits) != 11):
+    digits = _phone_digits(buf, start, end)
+    if (digits is None or not 10 <= len(digits) <= 11
+            or (digits.startswith(b"07") and len(digits) != 11)):
         return None
     return start, end, 1.0
 
