@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from gatewayd.quota import bucket as buckets
 from gatewayd.quota.ledger import (
@@ -36,6 +37,8 @@ from gatewayd.quota.ledger import (
 # How long a worker waits for another's write before the backend counts as degraded.
 DEFAULT_BUSY_TIMEOUT_S = 2.0
 COLLECT_INTERVAL_S = 60.0
+
+T = TypeVar("T")
 
 SCHEMA = (
     # Usage booked per counter and window slot; kept until the slot leaves its window.
@@ -110,6 +113,15 @@ def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
             time.sleep(0.01)
 
 
+def _execute(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """``sql`` for each of ``rows`` (one row: a plain ``execute``, cheaper than
+    ``executemany``)."""
+    if len(rows) == 1:
+        conn.execute(sql, rows[0])
+    elif rows:
+        conn.executemany(sql, rows)
+
+
 class SqliteLedger:
     """One connection to the quota tables. Not shared across threads."""
 
@@ -182,25 +194,14 @@ class SqliteLedger:
         rows = self._conn.execute(_SLOTS, (line.counter, line.first_slot)).fetchall()
         return WindowState(state.used, state.held, tuple((int(s), int(a)) for s, a in rows))
 
-    def reserve(self, reservation: str, lines: Sequence[Line], now: float,
-                hold_until: float, settle: Sequence[Settlement] = ()) -> Snapshot:
+    def _immediately(self, work: Callable[[], T]) -> T:
+        """``work`` in one ``BEGIN IMMEDIATE`` transaction: committed when it returns,
+        rolled back when it raises; SQLite's errors come out as ``LedgerUnavailable``."""
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                if settle:
-                    self._apply(settle, now)
-                states = self._states(lines, now)
-                fits = tuple(line_fits(line, st) for line, st in zip(lines, states, strict=True))
-                admitted = all(fits)
-                if admitted:
-                    self._hold(reservation, lines, states, now, hold_until)
-                else:
-                    for i, line in enumerate(lines):
-                        st = states[i]
-                        if not fits[i] and isinstance(line, WindowLine):
-                            assert isinstance(st, WindowState)
-                            states[i] = self._with_slots(line, st)
+                result = work()
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -208,7 +209,27 @@ class SqliteLedger:
                 raise
         except sqlite3.Error as exc:
             raise self._fail(exc) from None
-        return Snapshot(admitted, fits, tuple(states))
+        return result
+
+    def reserve(self, reservation: str, lines: Sequence[Line], now: float,
+                hold_until: float, settle: Sequence[Settlement] = ()) -> Snapshot:
+        def check_and_hold() -> Snapshot:
+            if settle:
+                self._apply(settle, now)
+            states = self._states(lines, now)
+            fits = tuple(line_fits(line, st) for line, st in zip(lines, states, strict=True))
+            admitted = all(fits)
+            if admitted:
+                self._hold(reservation, lines, states, now, hold_until)
+            else:
+                for i, line in enumerate(lines):
+                    st = states[i]
+                    if not fits[i] and isinstance(line, WindowLine):
+                        assert isinstance(st, WindowState)
+                        states[i] = self._with_slots(line, st)
+            return Snapshot(admitted, fits, tuple(states))
+
+        return self._immediately(check_and_hold)
 
     def _hold(self, reservation: str, lines: Sequence[Line], states: Sequence[State],
               now: float, hold_until: float) -> None:
@@ -222,10 +243,7 @@ class SqliteLedger:
                 after = st.level - line.estimate
                 full_at = now + buckets.refill_after(after, line.bucket)
                 self._conn.execute(_TAKE, (line.counter, after, now, full_at))
-        if len(holds) == 1:
-            self._conn.execute(_HOLD, holds[0])
-        elif holds:
-            self._conn.executemany(_HOLD, holds)
+        _execute(self._conn, _HOLD, holds)
 
     def _apply(self, entries: Sequence[Settlement], now: float) -> None:
         """Book, drop holds, adjust buckets: inside the caller's transaction."""
@@ -234,14 +252,8 @@ class SqliteLedger:
                  for e in entries if isinstance(e, Booking) and e.amount]
         drops = [(e.counter, e.reservation)
                  for e in entries if isinstance(e, Booking) and e.reservation]
-        if len(books) == 1:
-            conn.execute(_BOOK, books[0])
-        elif books:
-            conn.executemany(_BOOK, books)
-        if len(drops) == 1:
-            conn.execute(_DROP, drops[0])
-        elif drops:
-            conn.executemany(_DROP, drops)
+        _execute(conn, _BOOK, books)
+        _execute(conn, _DROP, drops)
         for e in entries:
             if isinstance(e, Refund):
                 conn.execute(_REFUND, (e.burst, e.tokens, e.rate, e.counter))
@@ -249,18 +261,7 @@ class SqliteLedger:
             self._collect(now)
 
     def settle(self, entries: Sequence[Settlement], now: float) -> None:
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._apply(entries, now)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise self._fail(exc) from None
+        self._immediately(lambda: self._apply(entries, now))
 
     def _collect(self, now: float) -> None:
         self._conn.execute("DELETE FROM quota_counters WHERE expires_at <= ?", (now,))
@@ -290,20 +291,14 @@ class SqliteLedger:
     def reset(self, counters: Iterable[str]) -> int:
         wanted = set(counters)
         conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                had = 0
-                for counter in sorted(wanted):
-                    hit = False
-                    for statement in _RESET:
-                        hit = conn.execute(statement, (counter,)).rowcount > 0 or hit
-                    had += hit
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise self._fail(exc) from None
-        return had
+
+        def remove() -> int:
+            had = 0
+            for counter in sorted(wanted):
+                hit = False
+                for statement in _RESET:
+                    hit = conn.execute(statement, (counter,)).rowcount > 0 or hit
+                had += hit
+            return had
+
+        return self._immediately(remove)
