@@ -48,12 +48,7 @@ def read_messages(body: JsonObject, r: Reading) -> None:
     r.stream = body.get("stream") is True
     r.set_max_output(body.get("max_tokens"))
     _blocks(body.get("system"), r)
-    for message in r.walk(body.get("messages"), "messages"):
-        m = as_object(message)
-        if m is None:
-            r.refuse("a message is not an object")
-            continue
-        r.messages += 1
+    for m in r.messages_in(body.get("messages")):
         _blocks(m.get("content"), r)
     for tool in r.some(body.get("tools")):
         t = as_object(tool)

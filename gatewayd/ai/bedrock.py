@@ -55,12 +55,7 @@ def _blocks(value: object, r: Reading) -> None:
 
 
 def read_converse(body: JsonObject, r: Reading) -> None:
-    for message in r.walk(body.get("messages"), "messages"):
-        m = as_object(message)
-        if m is None:
-            r.refuse("a message is not an object")
-            continue
-        r.messages += 1
+    for m in r.messages_in(body.get("messages")):
         _blocks(m.get("content"), r)
     _blocks(body.get("system"), r)
     config = as_object(body.get("inferenceConfig")) or {}

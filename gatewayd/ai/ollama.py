@@ -25,12 +25,7 @@ def _options(body: JsonObject, r: Reading) -> None:
 def read_chat(body: JsonObject, r: Reading) -> None:
     r.set_model(body.get("model"))
     _options(body, r)
-    for message in r.walk(body.get("messages"), "messages"):
-        m = as_object(message)
-        if m is None:
-            r.refuse("a message is not an object")
-            continue
-        r.messages += 1
+    for m in r.messages_in(body.get("messages")):
         r.text(m.get("content"))
         r.text(m.get("thinking"))
         r.attachments += len(as_list(m.get("images")))

@@ -69,11 +69,7 @@ def read_chat(body: JsonObject, r: Reading) -> None:
         r.stream_usage = options.get("include_usage") is True
     r.set_max_output(body.get("max_completion_tokens"), body.get("max_tokens"))
     texts = r.texts
-    for m in r.walk(body.get("messages"), "messages"):
-        if not isinstance(m, dict):
-            r.refuse("a message is not an object")
-            continue
-        r.messages += 1
+    for m in r.messages_in(body.get("messages")):
         value = m.get("content")
         if isinstance(value, str):  # the common case, read inline
             if value:

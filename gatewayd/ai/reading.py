@@ -8,6 +8,7 @@ text kept up to a sample.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from gatewayd.ai.arguments import CallAssembly, bound_name, call_from_text, call_from_value
@@ -80,6 +81,16 @@ class Reading:
             return items
         self.scale = max(self.scale, len(items) / limit)
         return items[-limit:]
+
+    def messages_in(self, items: object) -> Iterator[JsonObject]:
+        """The messages to read (``walk``ed), each counted; one that is not an object is
+        refused and skipped."""
+        for m in self.walk(items, "messages"):
+            if isinstance(m, dict):
+                self.messages += 1
+                yield m
+            else:
+                self.refuse("a message is not an object")
 
     def some(self, items: object) -> list[Any]:
         """The first ``max_items`` entries of a list inside a message (parts, calls,
