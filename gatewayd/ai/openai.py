@@ -171,16 +171,24 @@ def _input_item(item: object, r: Reading) -> None:
 class ChatAnswer(AnswerReader):
     """Chat Completions, Completions and Embeddings answers."""
 
-    def body(self, obj: object, t: Tally) -> None:
+    @staticmethod
+    def _head(obj: object, t: Tally) -> JsonObject | None:
+        """The answer (or chunk) as an object, its model, usage and error taken."""
         b = as_object(obj)
         if b is None:
-            return
+            return None
         t.set_model(b.get("model"))
         usage = from_openai_chat(b.get("usage"))
         if usage is not None:
             t.usage = usage
         if b.get("error") is not None:
             t.set_error(b.get("error"))
+        return b
+
+    def body(self, obj: object, t: Tally) -> None:
+        b = self._head(obj, t)
+        if b is None:
+            return
         for choice in as_list(b.get("choices"))[:t.bounds.max_items]:
             c = as_object(choice) or {}
             t.set_finish(c.get("finish_reason"))
@@ -197,15 +205,9 @@ class ChatAnswer(AnswerReader):
         t.complete = True
 
     def event(self, name: str | None, obj: object, t: Tally) -> None:
-        chunk = as_object(obj)
+        chunk = self._head(obj, t)
         if chunk is None:
             return
-        t.set_model(chunk.get("model"))
-        usage = from_openai_chat(chunk.get("usage"))
-        if usage is not None:
-            t.usage = usage
-        if chunk.get("error") is not None:
-            t.set_error(chunk.get("error"))
         for choice in as_list(chunk.get("choices"))[:t.bounds.max_items]:
             c = as_object(choice) or {}
             t.set_finish(c.get("finish_reason"))

@@ -113,28 +113,27 @@ def from_gemini(value: object) -> Usage | None:
 def from_bedrock(value: object) -> Usage | None:
     """Bedrock Converse ``usage`` (and ConverseStream's ``metadata`` event, Nova's
     InvokeModel body): ``inputTokens`` exclude cache reads and writes, added back."""
-    u = as_object(value)
-    if u is None:
-        return None
-    given, made = as_count(u.get("inputTokens")), as_count(u.get("outputTokens"))
-    if given is None and made is None:
-        return None
-    read = as_count(u.get("cacheReadInputTokens"))
-    written = as_count(u.get("cacheWriteInputTokens"))
-    return Usage((given or 0) + (read or 0) + (written or 0), made or 0, read, written)
+    return _cache_added(value, "inputTokens", "outputTokens", "cacheReadInputTokens",
+                        "cacheWriteInputTokens")
 
 
 def from_bedrock_metrics(value: object) -> Usage | None:
     """``amazon-bedrock-invocationMetrics``, which Bedrock adds to the last chunk of an
     InvokeModelWithResponseStream answer, for every model."""
-    m = as_object(value)
-    if m is None:
+    return _cache_added(value, "inputTokenCount", "outputTokenCount",
+                        "cacheReadInputTokenCount", "cacheWriteInputTokenCount")
+
+
+def _cache_added(value: object, given_key: str, made_key: str, read_key: str,
+                 written_key: str) -> Usage | None:
+    """Bedrock's counts, whose input excludes cache reads and writes: added back."""
+    u = as_object(value)
+    if u is None:
         return None
-    given, made = as_count(m.get("inputTokenCount")), as_count(m.get("outputTokenCount"))
+    given, made = as_count(u.get(given_key)), as_count(u.get(made_key))
     if given is None and made is None:
         return None
-    read = as_count(m.get("cacheReadInputTokenCount"))
-    written = as_count(m.get("cacheWriteInputTokenCount"))
+    read, written = as_count(u.get(read_key)), as_count(u.get(written_key))
     return Usage((given or 0) + (read or 0) + (written or 0), made or 0, read, written)
 
 
