@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from gatewayd.cli.context import CliContext
 from gatewayd.cli.output import emit_fields, emit_json
 from gatewayd.errors import ClawgressError
+from gatewayd.files import write_file
 from gatewayd.l7 import (
     CaPaths,
     describe_certificate,
@@ -26,7 +27,6 @@ from gatewayd.l7 import (
     load_previous_certificate,
     rotate_ca,
 )
-from gatewayd.l7.files import write_file
 
 
 def _paths(obj: CliContext) -> CaPaths:

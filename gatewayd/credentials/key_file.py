@@ -23,6 +23,7 @@ from pathlib import Path
 
 from gatewayd.credentials.sealing import DATA_KEY_BYTES, DataKey
 from gatewayd.errors import ClawgressError
+from gatewayd.files import sync_dir
 
 DATA_KEY_MODE = 0o600
 DATA_KEY_FILE = "credentials.key"
@@ -91,7 +92,7 @@ def _create(path: Path) -> None:
             os.close(fd)
         with contextlib.suppress(FileExistsError):  # another process made it first
             os.link(staged, path, follow_symlinks=False)
-        _sync_dir(path.parent)
+        sync_dir(path.parent)
     except OSError as exc:
         raise ClawgressError(f"{path}: cannot write the data key: {exc.strerror or exc}"
                              ) from None
@@ -99,10 +100,3 @@ def _create(path: Path) -> None:
         with contextlib.suppress(OSError):
             staged.unlink()
 
-
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

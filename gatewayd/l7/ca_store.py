@@ -8,7 +8,7 @@ Files (the folder is kept 0700):
   both while the new one is rolled out.
 
 ``init_ca`` and ``rotate_ca`` stage every file they write before putting any in place
-(``gatewayd.l7.files``): a failure leaves the CA as it was. ``load_ca`` reads the key and
+(``gatewayd.files``): a failure leaves the CA as it was. ``load_ca`` reads the key and
 certificate and checks they belong together; ``load_ca_certificate`` reads the
 certificate alone. Errors name the file, never quote the key.
 """
@@ -24,14 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gatewayd.errors import ClawgressError
-from gatewayd.l7.ca import (
-    DEFAULT_LEAF_CACHE_SIZE,
-    DEFAULT_LEAF_TTL,
-    GatewayCA,
-    issue_ca,
-)
-from gatewayd.l7.certs import private_key_pem
-from gatewayd.l7.files import (
+from gatewayd.files import (
     discard_file,
     ensure_private_dir,
     install_file,
@@ -39,6 +32,13 @@ from gatewayd.l7.files import (
     remove_file,
     stage_file,
 )
+from gatewayd.l7.ca import (
+    DEFAULT_LEAF_CACHE_SIZE,
+    DEFAULT_LEAF_TTL,
+    GatewayCA,
+    issue_ca,
+)
+from gatewayd.l7.certs import private_key_pem
 
 KEY_FILE = "ca.key"
 CERT_FILE = "ca.crt"

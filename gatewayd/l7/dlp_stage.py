@@ -30,7 +30,7 @@ from gatewayd.config import Config
 from gatewayd.dlp import Findings as Scan
 from gatewayd.dlp import Scanner, enforce
 from gatewayd.errors import ClawgressError, ConfigError, ParseError
-from gatewayd.l7.files import ensure_private_dir, read_file, write_file
+from gatewayd.files import ensure_private_dir, read_file, write_file
 from gatewayd.l7.inspection import NOTHING, Findings, Headers, InspectionError
 from gatewayd.l7.target import Target
 

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gatewayd import files as ca_files
 from gatewayd.errors import ClawgressError
 from gatewayd.l7 import (
     CaPaths,
@@ -22,7 +23,6 @@ from gatewayd.l7 import (
     load_previous_certificate,
     rotate_ca,
 )
-from gatewayd.l7 import files as ca_files
 
 from .conftest import DAY, NOW, CaPair
 

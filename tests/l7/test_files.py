@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from gatewayd import files
 from gatewayd.errors import ClawgressError
-from gatewayd.l7 import files
 
 
 def test_staged_file_is_private_until_complete(tmp_path: Path,

@@ -1,6 +1,7 @@
-"""The gateway CA's files on disk: bounded reads, and writes that are atomic and private.
+"""Private files the gateway keeps on disk (the CA's key and certificate, the DLP hash
+key, the credentials' data key): bounded reads, and writes that are atomic and private.
 
-The IO edge of the CA. A write is staged: ``stage_file`` creates a temporary file beside
+An IO edge. A write is staged: ``stage_file`` creates a temporary file beside
 the target with ``O_EXCL`` and mode 0600, writes and fsyncs it, then sets its final mode;
 ``install_file`` renames it into place (or, when the target must not be replaced, links it
 there, which fails if the target exists) and fsyncs the folder; ``discard_file`` drops it.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from gatewayd.errors import ClawgressError
 
-# A PEM key or certificate is a few KiB; anything larger is not one.
+# A PEM key or certificate is a few KiB, a raw key less; anything larger is not one.
 MAX_FILE_BYTES = 64 * 1024
 PRIVATE_DIR_MODE = 0o700
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
