@@ -1148,7 +1148,7 @@ def _connection_tokens(headers: Any) -> set[bytes]:
     tokens: set[bytes] = set()
     for name, value in headers:
         if name == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
+            tokens |= http1.tokens_of(value)
     return tokens
 
 

@@ -197,15 +197,17 @@ class _Facts:
             elif name == b"transfer-encoding":
                 self.chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
             elif name == b"connection":
-                if b"close" in _split_tokens(value):
+                if b"close" in tokens_of(value):
                     self.close = True
             elif name == b"host":
                 self.host = True
-            elif name == b"expect" and b"100-continue" in _split_tokens(value):
+            elif name == b"expect" and b"100-continue" in tokens_of(value):
                 self.continues = True
 
 
-def _split_tokens(value: bytes) -> set[bytes]:
+def tokens_of(value: bytes) -> set[bytes]:
+    """The comma-separated tokens of a header value (``Connection``, ``Expect``), lower
+    case."""
     return {t.strip().lower() for t in value.split(b",")}
 
 
