@@ -205,11 +205,10 @@ class Plain(asyncio.Protocol):
     async def drain(self, timeout_s: float) -> None:
         """Write what was sent; wait (at most ``timeout_s``: ``TimeoutError``) only while
         the peer is not reading fast enough."""
-        self.flush()
+        if self.sent():
+            return  # all handed over: nothing to wait for (the common case)
         if self._lost:
             raise ConnectionResetError("connection lost")
-        if not self._writing_paused:
-            return  # all handed over: nothing to wait for (the common case)
         loop = asyncio.get_running_loop()
         drained = self._drained = loop.create_future()
         try:
