@@ -6,7 +6,9 @@ is translated to a two-letter alphabet (run character or not) and runs of ``MIN_
 characters are found with ``bytes.find``; ``%XX`` escapes are looked for only when there is
 a ``%`` at all, the same way. A body without either costs a translation and two searches.
 Runs that overlap a match already made are left out where they are found (they are the
-match's, not carriers), before any decoding; they still count toward the bound on runs.
+match's, not carriers), before any decoding; they still count toward the bound on runs,
+and reaching that bound with runs left over is said (the scan is then incomplete: a body
+padded with runs cannot push the one that carries a secret past it unseen).
 A run that decodes to text (valid UTF-8, almost no control characters) is
 a *carrier*; its decoded text is scanned with the same rules, once (what a carrier carries is
 not decoded again). A match inside a carrier is reported at the carrier's span in the
@@ -42,9 +44,12 @@ Run = tuple[int, int, str]  # start and end in the scanned buffer, "base64" / "h
 
 
 def encoded_runs(buf: bytes, *, limit: int,
-                 covered: Callable[[int, int], bool] | None = None) -> list[Run]:
+                 covered: Callable[[int, int], bool] | None = None) -> tuple[list[Run], bool]:
     """Candidate runs in ``buf``, in order, at most ``limit``; with ``covered``, less the
-    runs it says overlap a match already made (they still count toward ``limit``)."""
+    runs it says overlap a match already made (they still count toward ``limit``). And
+    whether every run was looked at: False when ``limit`` was reached with more of the
+    buffer holding a run or an escape (a body padded with runs must not push one that
+    carries a secret out of sight)."""
     found: list[Run] = []
     append = found.append
     count = 0
@@ -52,10 +57,12 @@ def encoded_runs(buf: bytes, *, limit: int,
     t = buf.translate(_RUN_TABLE)
     find, rfind = t.find, t.rfind
     pos = 0
-    while count < limit:
+    while True:
         i = find(_RUN_NEEDLE, pos)
         if i < 0:
             break
+        if count >= limit:
+            return found, False
         start = rfind(b" ", 0, i) + 1
         end = find(b" ", i + MIN_RUN)
         if end < 0:
@@ -79,10 +86,12 @@ def encoded_runs(buf: bytes, *, limit: int,
         escapes = buf.translate(_ESCAPE_TABLE)
         t = buf.translate(_URL_TABLE)
         pos = 0
-        while count < limit:
+        while True:
             i = escapes.find(b"%hh", pos)
             if i < 0:
                 break
+            if count >= limit:
+                return found, False
             start = t.rfind(b" ", 0, i) + 1
             end = t.find(b" ", i)
             end = size if end < 0 else end
@@ -90,7 +99,7 @@ def encoded_runs(buf: bytes, *, limit: int,
             if covered is None or not covered(start, end):
                 append((start, end, "url"))
             pos = end
-    return found
+    return found, True
 
 
 def _has_escape(buf: bytes, looks: int = 8) -> bool:

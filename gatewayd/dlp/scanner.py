@@ -42,6 +42,9 @@ DEFAULT_MIN_CONFIDENCE = 0.5
 DEFAULT_MAX_HITS = 2048  # keeps a 1 MiB body built to be slow well under 50 ms
 DEFAULT_MAX_CARRIERS = 256
 DEFAULT_MAX_DECODED_BYTES = 256 * 1024
+# Encoded runs looked at per body, per carrier decoded: most runs (ids, hashes, words in
+# camelCase) decode to no text; past this many, the scan is incomplete ("carriers").
+RUNS_PER_CARRIER = 4
 
 _NO_CUE = 1 << 30
 _LOWER_OR_DIGIT = LOWER | frozenset(b"0123456789")
@@ -399,14 +402,15 @@ class Scanner:
                   ) -> tuple[list[tuple[_Found, int, int, str, tuple[int, int]]], str | None]:
         """Decode the encoded runs outside the matches found, and scan their text."""
         covered = _Cover([(f.start, f.end) for f in kept])
-        runs = encoded_runs(lay.buf, limit=self.max_carriers * 4,
-                            covered=covered.overlaps if kept else None)
+        runs, whole = encoded_runs(lay.buf, limit=self.max_carriers * RUNS_PER_CARRIER,
+                                   covered=covered.overlaps if kept else None)
+        limit = None if whole else "carriers"
         if not runs:
-            return [], None
+            return [], limit
         parts = [SEP]
         segments: list[Segment] = []
         sources: list[tuple[int, int, int, str]] = []  # outer segment, run start, end, encoding
-        pos, total, limit = 1, 0, None
+        pos, total = 1, 0
         for run_start, run_end, encoding in runs:  # none inside (or across) a match
             outer = lay.find(run_start, run_end)
             if outer < 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 from urllib.parse import quote
 
 import pytest
@@ -206,9 +207,37 @@ def test_encoded_runs_over_a_match_count_toward_the_bound_but_are_not_decoded() 
     first = base64.b64encode(b"first run of text").decode()
     second = base64.b64encode(b"second run of text").decode()
     buf = f"\x00{first} and {second}\x00".encode()
-    runs = encoded_runs(buf, limit=8)
+    runs, whole = encoded_runs(buf, limit=8)
+    assert whole
     assert [(s, e) for s, e, _ in runs] == [(1, 1 + len(first)),
                                            (6 + len(first), 6 + len(first) + len(second))]
     over_first = encoded_runs(buf, limit=8, covered=lambda s, e: s < 10)
-    assert over_first == runs[1:]
-    assert encoded_runs(buf, limit=1, covered=lambda s, e: s < 10) == []
+    assert over_first == (runs[1:], True)
+    # The bound reached with a run left over: said, not skipped in silence.
+    assert encoded_runs(buf, limit=1, covered=lambda s, e: s < 10) == ([], False)
+    assert encoded_runs(buf, limit=2) == (runs, True)
+
+
+def test_encoded_runs_bound_counts_escapes_too() -> None:
+    run = base64.b64encode(b"first run of text").decode()
+    assert encoded_runs(f"{run} a%41b".encode(), limit=1) == ([(0, len(run), "base64")],
+                                                              False)
+    assert encoded_runs(f"{run} a%41b".encode(), limit=2)[1]
+
+
+def test_runs_padding_cannot_hide_a_carrier() -> None:
+    """Runs that decode to no text (random ids) ahead of a base64 secret: past the bound on
+    runs the scan says it is incomplete, rather than complete and empty."""
+    rng = random.Random(7)
+    padding = " ".join(base64.b64encode(rng.randbytes(24)).decode() for _ in range(13))
+    secret = base64.b64encode(f"export AWS_ACCESS_KEY_ID={AWS_KEY_ID}".encode()).decode()
+    body = f"{padding} {secret}".encode()
+    few = Scanner.from_files(max_carriers=3)  # 12 runs looked at
+    found = few.scan(body, content_type="text/plain")
+    assert not found.complete and found.limit == "carriers"
+    assert not found.matches
+    enough = Scanner.from_files(max_carriers=4)  # 16 runs: the secret's is reached
+    found = enough.scan(body, content_type="text/plain")
+    assert found.complete
+    assert found.classes == ("secrets.aws.access_key_id",)
+    assert found.matches[0].encoding == "base64"
