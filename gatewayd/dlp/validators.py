@@ -221,6 +221,39 @@ def anthropic_key(buf: bytes, start: int, end: int) -> Confirmed | None:
     return start, end, 1.0 if (100 <= n <= 120 and buf[end - 2:end] == b"AA") else 0.85
 
 
+_LOWER_HEX = DIGITS | frozenset(b"abcdef")
+
+
+def _exact_token(buf: bytes, start: int, prefix: int, length: int,
+                 chars: frozenset[int]) -> Confirmed | None:
+    """A provider key of a fixed shape: ``prefix`` bytes, then exactly ``length`` of
+    ``chars`` with both letters and digits among them, and no token character after."""
+    body = start + prefix
+    end = extend_right(buf, body, chars, length + 1)
+    if end - body != length or _after(buf, end) in TOKEN:
+        return None
+    value = buf[body:end]
+    if value.isdigit() or value.isalpha():
+        return None
+    return start, end, 1.0
+
+
+def openrouter_key(buf: bytes, start: int, end: int) -> Confirmed | None:
+    return _exact_token(buf, start, len(b"sk-or-v1-"), 64, _LOWER_HEX)
+
+
+def groq_key(buf: bytes, start: int, end: int) -> Confirmed | None:
+    return _exact_token(buf, start, len(b"gsk_"), 52, ALNUM)
+
+
+def xai_key(buf: bytes, start: int, end: int) -> Confirmed | None:
+    return _exact_token(buf, start, len(b"xai-"), 80, ALNUM)
+
+
+def perplexity_key(buf: bytes, start: int, end: int) -> Confirmed | None:
+    return _exact_token(buf, start, len(b"pplx-"), 48, ALNUM)
+
+
 def _b64url(data: bytes) -> bytes | None:
     data = data.replace(b"-", b"+").replace(b"_", b"/")
     try:
@@ -676,7 +709,8 @@ VALIDATORS: Mapping[str, Validator] = {
     f.__name__: f for f in (
         standalone, gcp_api_key, stripe_key, aws_secret, azure_key, azure_client_secret,
         hex_tail, connection_string, github_token, github_pat, gitlab_token, slack_token,
-        slack_webhook, openai_key, anthropic_key, jwt, private_key, database_url,
+        slack_webhook, openai_key, anthropic_key, openrouter_key, groq_key, xai_key,
+        perplexity_key, jwt, private_key, database_url,
         generic_secret, email, phone_international, phone_nanp, phone_uk, phone_fr,
         payment_card, iban, us_ssn, ipv4, ipv6, birth_date, document_number, icd10, npi, dea,
         high_entropy, luhn_number,

@@ -136,5 +136,29 @@ def test_private_key_runs_to_the_end_line() -> None:
     assert check(v.private_key, text, 0, len("-----BEGIN PRIVATE KEY-----")) == pem
 
 
+GROQ = "gsk_" + "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6kM9nP2rS5uV8xY1a"
+OPENROUTER = "sk-or-v1-" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(("fn", "text", "expected"), [
+    (v.groq_key, GROQ, GROQ),
+    (v.groq_key, GROQ + " and more", GROQ),  # the span ends where the key does
+    (v.groq_key, GROQ[:-1], None),  # one short
+    (v.groq_key, GROQ + "b", None),  # one long
+    (v.groq_key, GROQ + "_v2", None),  # joined to more of a token
+    (v.groq_key, "gsk_" + "a" * 52, None),  # letters only
+    (v.groq_key, "gsk_" + "7" * 52, None),  # digits only
+    (v.openrouter_key, OPENROUTER, OPENROUTER),
+    (v.openrouter_key, OPENROUTER.upper().replace("SK-OR-V1-", "sk-or-v1-"), None),
+    (v.xai_key, "xai-" + GROQ[4:] + GROQ[4:32], "xai-" + GROQ[4:] + GROQ[4:32]),
+    (v.xai_key, "xai-" + GROQ[4:], None),
+    (v.perplexity_key, "pplx-" + GROQ[4:52], "pplx-" + GROQ[4:52]),
+    (v.perplexity_key, "pplx-" + GROQ[4:52] + "-", None),
+])
+def test_provider_keys_have_their_exact_shape(fn: v.Validator, text: str,
+                                              expected: str | None) -> None:
+    assert check(fn, text, end=20) == expected
+
+
 def test_every_validator_is_registered_under_its_name() -> None:
     assert all(fn.__name__ == name for name, fn in v.VALIDATORS.items())
