@@ -49,7 +49,10 @@ Each round runs A, B, C, D, E in turn and measures in each (``l7_client.py``):
 
 then, for C, latency at half of saturation: requests paced (open loop) at 50% of that
 round's l7_plain rate on the same number of keep-alive connections, and the same pace
-*direct*, right after; the added p99 is the difference.
+*direct*, right after; the added p99 is the difference. The same pace through HAProxy
+follows, as a reference with no goal: a hop on the engine's core, at a load that leaves
+that core idle most of the time, so its tail shows what waking that core costs on the
+machine, whoever the proxy is.
 
 Added latency is the configuration's p50 (p99) minus direct's in the same round (l7_tls
 minus direct_tls). Every answer is checked (200, and the server's body naming the request
@@ -595,6 +598,7 @@ class Bench(LabBench):
             rate = 0.5 * r.phases[L7_PLAIN].rps
             r.paced[L7_PLAIN] = self.paced(L7_PLAIN, rate)
             r.paced[DIRECT] = self.paced(DIRECT, rate)
+            r.paced[HAPROXY] = self.paced(HAPROXY, rate)
             self.rounds.append(r)
             p = r.phases
 
@@ -611,7 +615,8 @@ class Bench(LabBench):
                   f" l7 {p[L7_PLAIN].rps:.0f}, l7 tls {p[L7_TLS].rps:.0f},"
                   f" mitmproxy {p[MITM].rps:.0f}; at {rate:.0f}/s p99 l7"
                   f" {r.paced[L7_PLAIN]['p99_us']:.0f} us, direct"
-                  f" {r.paced[DIRECT]['p99_us']:.0f} us", flush=True)
+                  f" {r.paced[DIRECT]['p99_us']:.0f} us, haproxy"
+                  f" {r.paced[HAPROXY]['p99_us']:.0f} us", flush=True)
 
     # --- the report -----------------------------------------------------------------------
 
@@ -686,6 +691,12 @@ class Bench(LabBench):
             [paced[i]["p99_us"] - paced_direct[i]["p99_us"] for i in n], "us", "<= 3000")
         add("l7_plain_added_p50_half_saturation_us",
             [paced[i]["p50_us"] - paced_direct[i]["p50_us"] for i in n], "us")
+        # The same pace through HAProxy on the engine's core: what a hop there costs at the
+        # tail on this machine, whatever the proxy (a reference, no goal).
+        paced_haproxy = [r.paced[HAPROXY] for r in rounds]
+        add("haproxy_p99_half_saturation_us", [p["p99_us"] for p in paced_haproxy], "us")
+        add("haproxy_added_p99_half_saturation_us",
+            [paced_haproxy[i]["p99_us"] - paced_direct[i]["p99_us"] for i in n], "us")
         errors = float(sum(sum(e.values()) for e in self.errors.values()))
         report.add("request_errors", errors, "n", "<= 0")
         mismatches = [float(sum(ph.unexpected for ph in r.phases.values())
@@ -732,8 +743,8 @@ class Bench(LabBench):
             " connections, each timed from its write (a request that found no idle"
             f" connection is timed from when it was due: {waited} did, over the run); the"
             " pacer ticks in milliseconds (requests due together are written together;"
-            f" it fell at most {behind:.1f} ms behind); direct at the same pace right after;"
-            " added = l7_plain p99 minus direct p99",
+            f" it fell at most {behind:.1f} ms behind); direct, then haproxy, at the same pace"
+            " right after; added = p99 minus direct p99",
             f"check: the l7 phases got {answered} answers and the engine audited {audited}"
             f" http.request records as expected (via transparent, tls none/intercepted, rule"
             f" {INSPECT_RULE}, inspect, 200; one per answer: the client awaits every request"
