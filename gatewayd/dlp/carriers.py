@@ -140,9 +140,15 @@ def as_text(decoded: bytes) -> bool:
     """Decoded bytes that are text: UTF-8, with at most 2% control characters."""
     if len(decoded) < 8:
         return False
+    # Controls first: most runs that are not carriers (random ids, hashes) decode to bytes
+    # with many, and counting them costs less than a failed UTF-8 decoding.
+    controls = len(decoded) - len(decoded.translate(None, _CONTROL))
+    if controls * 50 > len(decoded):
+        return False
+    if decoded.isascii():
+        return True
     try:
         decoded.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    controls = len(decoded) - len(decoded.translate(None, _CONTROL))
-    return controls * 50 <= len(decoded)
+    return True
