@@ -366,20 +366,6 @@ def positives(fake: Faker, rng: random.Random) -> dict[str, Callable[[], Snippet
         return _one("secrets.anthropic.api_key", v, (
             "ANTHROPIC_API_KEY={v}", "x-api-key: {v}", "the key {v} returns 401"), rng)
 
-    def provider_key(cls: str, prefix: str, length: int, chars: str, name: str,
-                     ) -> Callable[[], Snippet]:
-        def make() -> Snippet:
-            if chars == ALNUM:
-                v = prefix + "FAKE" + mixed(rng, length - 4, chars)
-            else:  # hex: no room for the marker
-                v = prefix + rand(rng, chars, length - 2) + rng.choice("abcdef") + str(
-                    rng.randint(0, 9))
-            return _one(cls, v, (
-                f"{name}_API_KEY={{v}}", f'client = {name.title()}(api_key="{{v}}")',
-                "requests with {v} come back 401", 'headers = {{"Authorization": "Bearer {v}"}}'),
-                rng)
-        return make
-
     def jwt_token() -> Snippet:
         v = jwt(rng, f_us)
         return _one("secrets.jwt", v, (
@@ -555,12 +541,6 @@ def positives(fake: Faker, rng: random.Random) -> dict[str, Callable[[], Snippet
         "secrets.gitlab.token": gitlab, "secrets.slack.token": slack_token,
         "secrets.slack.webhook": slack_hook, "secrets.stripe.key": stripe,
         "secrets.openai.api_key": openai, "secrets.anthropic.api_key": anthropic,
-        "secrets.openrouter.api_key": provider_key(
-            "secrets.openrouter.api_key", "sk-or-v1-", 64, "0123456789abcdef", "OPENROUTER"),
-        "secrets.groq.api_key": provider_key("secrets.groq.api_key", "gsk_", 52, ALNUM, "GROQ"),
-        "secrets.xai.api_key": provider_key("secrets.xai.api_key", "xai-", 80, ALNUM, "XAI"),
-        "secrets.perplexity.api_key": provider_key(
-            "secrets.perplexity.api_key", "pplx-", 48, ALNUM, "PERPLEXITY"),
         "secrets.jwt": jwt_token, "secrets.private_key": pem,
         "secrets.database_url": db_url, "secrets.generic": generic,
         "pii.email": email, "pii.phone": phone, "pii.payment_card": payment_card,
@@ -569,6 +549,43 @@ def positives(fake: Faker, rng: random.Random) -> dict[str, Callable[[], Snippet
         "phi.medical_record_number": mrn, "phi.icd10": icd, "phi.npi": npi_number,
         "phi.dea": dea_number, "phi.health_plan_id": plan_id,
     }
+
+
+def provider_keys(rng: random.Random) -> dict[str, Callable[[], Snippet]]:
+    """Keys of the AI providers the rules learned later (their samples come from a random
+    stream of their own: see ``build_corpus``)."""
+
+    def key(cls: str, prefix: str, length: int, chars: str, name: str,
+            ) -> Callable[[], Snippet]:
+        def make() -> Snippet:
+            if chars == ALNUM:
+                v = prefix + "FAKE" + mixed(rng, length - 4, chars)
+            else:  # hex: no room for the marker
+                v = prefix + rand(rng, chars, length - 2) + rng.choice("abcdef") + str(
+                    rng.randint(0, 9))
+            return _one(cls, v, (
+                f"{name}_API_KEY={{v}}", f'client = {name.title()}(api_key="{{v}}")',
+                "requests with {v} come back 401", 'headers = {{"Authorization": "Bearer {v}"}}'),
+                rng)
+        return make
+
+    return {
+        "secrets.openrouter.api_key": key(
+            "secrets.openrouter.api_key", "sk-or-v1-", 64, "0123456789abcdef", "OPENROUTER"),
+        "secrets.groq.api_key": key("secrets.groq.api_key", "gsk_", 52, ALNUM, "GROQ"),
+        "secrets.xai.api_key": key("secrets.xai.api_key", "xai-", 80, ALNUM, "XAI"),
+        "secrets.perplexity.api_key": key(
+            "secrets.perplexity.api_key", "pplx-", 48, ALNUM, "PERPLEXITY"),
+    }
+
+
+def provider_key_near_miss(rng: random.Random) -> str:
+    return rng.choice((
+        "GROQ_API_KEY=gsk_your_groq_api_key_here",
+        f"xai-{rand(rng, ALNUM, 30)} is too short for an xAI key",
+        f"sk-or-v1-{rand(rng, '0123456789abcdef', 63)} lost a digit",
+        f"pplx-{rand(rng, ALNUM, 48)}_suffix is not a key",
+    ))
 
 
 # ---- hard negatives -----------------------------------------------------------------------
@@ -691,10 +708,6 @@ def negatives(fake: Faker, rng: random.Random) -> list[Callable[[], str]]:
             " extension",
             f"AKIA{rand(rng, string.ascii_lowercase, 16)} is not a key",
             f"ghp_{rand(rng, ALNUM, 36)} has a bad checksum",
-            "GROQ_API_KEY=gsk_your_groq_api_key_here",
-            f"xai-{rand(rng, ALNUM, 30)} is too short for an xAI key",
-            f"sk-or-v1-{rand(rng, '0123456789abcdef', 63)} lost a digit",
-            f"pplx-{rand(rng, ALNUM, 48)}_suffix is not a key",
         ))
 
     def cue_only() -> str:
@@ -808,6 +821,16 @@ def build_corpus(seed: int = SEED, per_class: int = 40, negatives_count: int = 4
     for i in range(negatives_count):
         parts = [rng.choice(hard)() for _ in range(rng.randint(1, 3))]
         out.append(wrap("\n\n".join(parts), fake, rng, [], f"negative#{i}"))
+    # Classes added to the rules later draw from a stream of their own, after the rest: the
+    # samples above, and the benchmark's text cut from them, stay as they were.
+    later = random.Random(seed + 1)
+    for cls, make in provider_keys(later).items():
+        for i in range(per_class):
+            text, labels = make()
+            out.append(wrap(_encode(text, labels, later), fake, later, labels, f"{cls}#{i}"))
+    for i in range(max(1, negatives_count // 10)):
+        text = "\n\n".join(provider_key_near_miss(later) for _ in range(later.randint(1, 3)))
+        out.append(wrap(text, fake, later, [], f"negative#{negatives_count + i}"))
     return out
 
 
