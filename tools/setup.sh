@@ -49,4 +49,9 @@ site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["pure
 if [[ ! -e "$site/nftables" && -d /usr/lib/python3/dist-packages/nftables ]]; then
     ln -s /usr/lib/python3/dist-packages/nftables "$site/nftables"
 fi
+# The DLP scanner's modules compiled with mypyc (gatewayd/compiled.py): again only when
+# their sources changed. If compiling fails, they run as Python (and a test says so).
+if ! .venv/bin/python -m tools.native; then
+    say "the DLP modules could not be compiled: they run as Python (tools/native.py)"
+fi
 say "ready (.venv: $(.venv/bin/python --version))"

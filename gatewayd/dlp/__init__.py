@@ -14,7 +14,14 @@ returns an ``Outcome``.
 
 IO boundary: reading rules files (``load_rules``, ``Scanner.from_files``) at start-up.
 Scanning is pure: bytes in, values out, no logging; the L7 engine calls it per request.
+
+The scanning modules run compiled (mypyc) when ``tools/native.py`` built them from the
+sources as they are (``gatewayd.compiled``); otherwise as Python.
 """
+
+from gatewayd.compiled import use_compiled
+
+use_compiled(__name__, __path__)  # before the modules it may replace are imported
 
 from gatewayd.dlp.actions import ACTIONS, Action, Outcome, action_for, enforce
 from gatewayd.dlp.findings import Findings, class_under, redaction_marker

@@ -20,24 +20,25 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable
+from typing import Final
 from urllib.parse import unquote_to_bytes
 
-MIN_RUN = 16  # shorter runs decode to fewer than 12 bytes: nothing worth hiding fits
+MIN_RUN: Final = 16  # shorter runs decode to fewer than 12 bytes: nothing worth hiding fits
 
 
 def _table(chars: bytes) -> bytes:
     return bytes(0x61 if i in chars else 0x20 for i in range(256))
 
 
-_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-_RUN_TABLE = _table(_ALNUM + b"+/_-")
-_URL_TABLE = _table(_ALNUM + b"._~!$&'()*+,;=:@/?%-")
-_HEX_BYTES = b"0123456789abcdefABCDEF"
-_ESCAPE_TABLE = bytes(0x25 if i == 0x25 else 0x68 if i in _HEX_BYTES else 0x20
+_ALNUM: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_RUN_TABLE: Final = _table(_ALNUM + b"+/_-")
+_URL_TABLE: Final = _table(_ALNUM + b"._~!$&'()*+,;=:@/?%-")
+_HEX_BYTES: Final = b"0123456789abcdefABCDEF"
+_ESCAPE_TABLE: Final = bytes(0x25 if i == 0x25 else 0x68 if i in _HEX_BYTES else 0x20
                       for i in range(256))  # "%hh" where there is a %XX escape
-_IDENTIFIER = b"abcdefghijklmnopqrstuvwxyz_-"
-_CONTROL = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
-_RUN_NEEDLE = b"a" * MIN_RUN
+_IDENTIFIER: Final = b"abcdefghijklmnopqrstuvwxyz_-"
+_CONTROL: Final = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
+_RUN_NEEDLE: Final = b"a" * MIN_RUN
 
 
 Run = tuple[int, int, str]  # start and end in the scanned buffer, "base64" / "hex" / "url"

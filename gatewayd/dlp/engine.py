@@ -33,18 +33,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import hyperscan
 
 from gatewayd.dlp.rules import RuleError, SourcedRule
 from gatewayd.dlp.validators import VALIDATORS, Validator
 
-RULE = 0
-CUE = 1
+RULE: Final = 0
+CUE: Final = 1
 
 Hit = tuple[int, int, int]  # (pattern id, start, end)
 
-WINDOW_MARGIN = 128  # room for a secondary candidate beyond its rule's reach from the cue
+WINDOW_MARGIN: Final = 128  # room for a secondary candidate beyond its rule's reach from the cue
 
 
 @dataclass(frozen=True, slots=True)

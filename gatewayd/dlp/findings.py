@@ -15,12 +15,12 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from gatewayd.dlp.match import Match, extract
 from gatewayd.dlp.segments import TEXT, Layout, rewrite_json
 
-MIN_KEY_BYTES = 16
+MIN_KEY_BYTES: Final = 16
 
 
 def class_under(dlp_class: str, prefixes: Iterable[str]) -> bool:

@@ -16,12 +16,12 @@ tuple is made four times faster than a frozen dataclass).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from gatewayd.dlp.carriers import decode
 from gatewayd.dlp.segments import JsonPath, Layout, json_layout, parse_json, text_layout
 
-MASKED_KEY = "*"
+MASKED_KEY: Final = "*"
 
 
 class Match(NamedTuple):

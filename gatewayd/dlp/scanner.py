@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
+from typing import Final
 
 from gatewayd.dlp.carriers import as_text, decode, encoded_runs
 from gatewayd.dlp.engine import CompiledRule, Engine, Hit
@@ -38,19 +39,19 @@ from gatewayd.dlp.rules import SourcedRule, load_rules
 from gatewayd.dlp.segments import DECODED, KEY, SEP, JsonPath, Layout, Segment, layout
 from gatewayd.dlp.validators import ALNUM, LOWER, UPPER, generic_secret, generic_secret_core
 
-DEFAULT_MIN_CONFIDENCE = 0.5
-DEFAULT_MAX_HITS = 2048  # keeps a 1 MiB body built to be slow well under 50 ms
-DEFAULT_MAX_CARRIERS = 256
-DEFAULT_MAX_DECODED_BYTES = 256 * 1024
+DEFAULT_MIN_CONFIDENCE: Final = 0.5
+DEFAULT_MAX_HITS: Final = 2048  # keeps a 1 MiB body built to be slow well under 50 ms
+DEFAULT_MAX_CARRIERS: Final = 256
+DEFAULT_MAX_DECODED_BYTES: Final = 256 * 1024
 # Encoded runs looked at per body, per carrier decoded: most runs (ids, hashes, words in
 # camelCase) decode to no text; past this many, the scan is incomplete ("carriers").
-RUNS_PER_CARRIER = 4
+RUNS_PER_CARRIER: Final = 4
 
-_NO_CUE = 1 << 30
-_LOWER_OR_DIGIT = LOWER | frozenset(b"0123456789")
+_NO_CUE: Final = 1 << 30
+_LOWER_OR_DIGIT: Final = LOWER | frozenset(b"0123456789")
 # What a validator may raise on a candidate it did not expect; the candidate is dropped.
 # (Never re-raised: the exception's message could quote the candidate.)
-_VALIDATOR_ERRORS = (ValueError, IndexError, KeyError, UnicodeError, OverflowError)
+_VALIDATOR_ERRORS: Final = (ValueError, IndexError, KeyError, UnicodeError, OverflowError)
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ import json
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -34,16 +34,16 @@ from gatewayd.errors import ParseError
 JsonPath = tuple[str | int, ...]
 Parser = Literal["orjson", "json"]
 
-TEXT = 0  # a whole non-JSON body
-STRING = 1  # a JSON string value
-KEY = 2  # a JSON object key
-NUMBER = 3  # a JSON integer, as its decimal digits
-DECODED = 4  # the decoded content of an encoded run
+TEXT: Final = 0  # a whole non-JSON body
+STRING: Final = 1  # a JSON string value
+KEY: Final = 2  # a JSON object key
+NUMBER: Final = 3  # a JSON integer, as its decimal digits
+DECODED: Final = 4  # the decoded content of an encoded run
 
-SEP = b"\x00"
-MEMBER = b'": "'
-MIN_SCANNED_INT = 100_000  # smaller integers cannot be any class's value
-MAX_EMBEDDING = 4  # how deep JSON held in strings (held in strings...) is read
+SEP: Final = b"\x00"
+MEMBER: Final = b'": "'
+MIN_SCANNED_INT: Final = 100_000  # smaller integers cannot be any class's value
+MAX_EMBEDDING: Final = 4  # how deep JSON held in strings (held in strings...) is read
 
 
 @dataclass(slots=True)

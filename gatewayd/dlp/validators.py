@@ -22,26 +22,27 @@ import ipaddress
 import math
 from collections import _count_elements  # type: ignore[attr-defined]  # Counter's C loop
 from collections.abc import Callable, Mapping
+from typing import Final
 
 import orjson
 
 Confirmed = tuple[int, int, float]
 Validator = Callable[[bytes, int, int], Confirmed | None]
 
-DIGITS = frozenset(b"0123456789")
-UPPER = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-LOWER = frozenset(b"abcdefghijklmnopqrstuvwxyz")
-ALNUM = DIGITS | UPPER | LOWER
-TOKEN = ALNUM | frozenset(b"_-")
-BASE64 = ALNUM | frozenset(b"+/")
-HEX = DIGITS | frozenset(b"abcdefABCDEF")
-EMAIL_LOCAL = ALNUM | frozenset(b"._%+-")
-URL_TAIL = ALNUM | frozenset(b"._~:/?#@!$&*+,;=%-")
-CONNECTION_STRING = ALNUM | frozenset(b"+/=;:._-")
-PEM_BODY = BASE64 | frozenset(b"=\r\n\t :-,\\")
+DIGITS: Final = frozenset(b"0123456789")
+UPPER: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+LOWER: Final = frozenset(b"abcdefghijklmnopqrstuvwxyz")
+ALNUM: Final = DIGITS | UPPER | LOWER
+TOKEN: Final = ALNUM | frozenset(b"_-")
+BASE64: Final = ALNUM | frozenset(b"+/")
+HEX: Final = DIGITS | frozenset(b"abcdefABCDEF")
+EMAIL_LOCAL: Final = ALNUM | frozenset(b"._%+-")
+URL_TAIL: Final = ALNUM | frozenset(b"._~:/?#@!$&*+,;=%-")
+CONNECTION_STRING: Final = ALNUM | frozenset(b"+/=;:._-")
+PEM_BODY: Final = BASE64 | frozenset(b"=\r\n\t :-,\\")
 
-MAX_EXTENT = 4096  # how far a validator extends a span over a token's characters
-MAX_PEM = 16 * 1024  # how far a private key's END line is looked for
+MAX_EXTENT: Final = 4096  # how far a validator extends a span over a token's characters
+MAX_PEM: Final = 16 * 1024  # how far a private key's END line is looked for
 
 
 def extend_right(buf: bytes, end: int, chars: frozenset[int], limit: int = MAX_EXTENT) -> int:
@@ -58,7 +59,7 @@ def extend_left(buf: bytes, start: int, chars: frozenset[int], limit: int = MAX_
     return start
 
 
-_K_LOG_K = (0.0, *(k * math.log2(k) for k in range(1, MAX_EXTENT + 1)))
+_K_LOG_K: Final = (0.0, *(k * math.log2(k) for k in range(1, MAX_EXTENT + 1)))
 
 
 def shannon(data: bytes) -> float:
@@ -71,10 +72,10 @@ def shannon(data: bytes) -> float:
     return math.log2(n) - sum(map(_K_LOG_K.__getitem__, counts.values())) / n
 
 
-_NOT_DIGITS = bytes(c for c in range(256) if c not in DIGITS)
+_NOT_DIGITS: Final = bytes(c for c in range(256) if c not in DIGITS)
 # Each ASCII digit as itself, and as the Luhn sum of its double (2*d, less 9 past 9).
-_VALUE = bytes.maketrans(b"0123456789", bytes(range(10)))
-_DOUBLED = bytes.maketrans(b"0123456789", bytes((0, 2, 4, 6, 8, 1, 3, 5, 7, 9)))
+_VALUE: Final = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DOUBLED: Final = bytes.maketrans(b"0123456789", bytes((0, 2, 4, 6, 8, 1, 3, 5, 7, 9)))
 
 
 def luhn(digits: bytes) -> bool:
@@ -132,8 +133,8 @@ def azure_key(buf: bytes, start: int, end: int) -> Confirmed | None:
     return (start, end, 1.0) if shannon(buf[start:end]) >= 4.5 else None
 
 
-_CLIENT_SECRET = ALNUM | frozenset(b"_~.-")
-_LETTERS = UPPER | LOWER
+_CLIENT_SECRET: Final = ALNUM | frozenset(b"_~.-")
+_LETTERS: Final = UPPER | LOWER
 
 
 def azure_client_secret(buf: bytes, start: int, end: int) -> Confirmed | None:
@@ -158,7 +159,7 @@ def connection_string(buf: bytes, start: int, end: int) -> Confirmed | None:
     return start, end, 1.0
 
 
-_BASE62 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BASE62: Final = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def base62(n: int, width: int) -> bytes:
@@ -180,8 +181,8 @@ def github_pat(buf: bytes, start: int, end: int) -> Confirmed | None:
     return (start, end, 1.0) if end - start >= 82 and _after(buf, end) not in TOKEN else None
 
 
-_GITLAB = TOKEN | frozenset(b".")
-_SLACK = ALNUM | frozenset(b"-")
+_GITLAB: Final = TOKEN | frozenset(b".")
+_SLACK: Final = ALNUM | frozenset(b"-")
 
 
 def gitlab_token(buf: bytes, start: int, end: int) -> Confirmed | None:
@@ -221,7 +222,7 @@ def anthropic_key(buf: bytes, start: int, end: int) -> Confirmed | None:
     return start, end, 1.0 if (100 <= n <= 120 and buf[end - 2:end] == b"AA") else 0.85
 
 
-_LOWER_HEX = DIGITS | frozenset(b"abcdef")
+_LOWER_HEX: Final = DIGITS | frozenset(b"abcdef")
 
 
 def _exact_token(buf: bytes, start: int, prefix: int, length: int,
@@ -288,13 +289,13 @@ def private_key(buf: bytes, start: int, end: int) -> Confirmed | None:
     return start, extend_right(buf, end, PEM_BODY, MAX_PEM), 1.0
 
 
-_PLACEHOLDERS = (b"password", b"passwd", b"pass", b"pwd", b"secret", b"changeme", b"xxx",
+_PLACEHOLDERS: Final = (b"password", b"passwd", b"pass", b"pwd", b"secret", b"changeme", b"xxx",
                  b"****", b"...", b"your", b"example", b"placeholder", b"redacted", b"<",
                  b"${", b"{", b"%s", b"$(")
 
 
-_PLACEHOLDER_SET = frozenset(_PLACEHOLDERS)
-_PLACEHOLDER_HEADS = (b"<", b"${", b"{", b"%", b"$(", b"your")
+_PLACEHOLDER_SET: Final = frozenset(_PLACEHOLDERS)
+_PLACEHOLDER_HEADS: Final = (b"<", b"${", b"{", b"%", b"$(", b"your")
 
 
 def _placeholder(value: bytes) -> bool:
@@ -319,9 +320,9 @@ def database_url(buf: bytes, start: int, end: int) -> Confirmed | None:
     return start, end, 0.3 if _placeholder(password) else 1.0
 
 
-_NAME = bytes(sorted(ALNUM | frozenset(b"_.-")))
-_QUOTES = b"\"'\\"
-_ASSIGN = b" \t\r\n:=>\"'\\"
+_NAME: Final = bytes(sorted(ALNUM | frozenset(b"_.-")))
+_QUOTES: Final = b"\"'\\"
+_ASSIGN: Final = b" \t\r\n:=>\"'\\"
 
 
 def _value_start(buf: bytes, start: int, end: int) -> int:
@@ -338,7 +339,7 @@ def _value_start(buf: bytes, start: int, end: int) -> int:
     return i if i < end else -1
 
 
-MIN_GENERIC_VALUE = 12
+MIN_GENERIC_VALUE: Final = 12
 
 
 def generic_secret_core(end: int) -> tuple[int, int]:
@@ -375,7 +376,7 @@ def generic_secret(buf: bytes, start: int, end: int) -> Confirmed | None:
 # ---- PII ------------------------------------------------------------------------------------
 
 
-_EMAIL_LOCAL_TABLE = bytes(0x61 if c in EMAIL_LOCAL else 0x20 for c in range(256))
+_EMAIL_LOCAL_TABLE: Final = bytes(0x61 if c in EMAIL_LOCAL else 0x20 for c in range(256))
 
 
 def email(buf: bytes, start: int, end: int) -> Confirmed | None:
@@ -396,7 +397,7 @@ def email(buf: bytes, start: int, end: int) -> Confirmed | None:
 
 
 # ITU-T E.164 country calling codes.
-_CALLING_CODES = frozenset({
+_CALLING_CODES: Final = frozenset({
     1, 7, 20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53,
     54, 55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
     211, 212, 213, 216, 218, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232,
@@ -479,7 +480,7 @@ def phone_fr(buf: bytes, start: int, end: int) -> Confirmed | None:
 
 
 # Issuer prefixes (as digit-string ranges) and the lengths each issues.
-_ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
+_ISSUERS: Final[tuple[tuple[int, int, frozenset[int]], ...]] = (
     (4, 4, frozenset({16, 19})),  # Visa (13-digit cards are no longer issued)
     (51, 55, frozenset({16})),  # Mastercard
     (2221, 2720, frozenset({16})),  # Mastercard 2-series
@@ -495,11 +496,11 @@ _ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
     (38, 39, frozenset({14, 15, 16, 17, 18, 19})),
     (62, 62, frozenset({16, 17, 18, 19})),  # UnionPay
 )
-_GROUPINGS = ((4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1), (4, 4, 4, 2),
-              (4, 4, 4, 3), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2))
+_GROUPINGS: Final = ((4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4), (4, 4, 4, 1),
+                     (4, 4, 4, 2), (4, 4, 4, 3), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2))
 
 
-_ISSUER_TABLE = tuple((len(str(lo)), lo, hi, lengths) for lo, hi, lengths in _ISSUERS)
+_ISSUER_TABLE: Final = tuple((len(str(lo)), lo, hi, lengths) for lo, hi, lengths in _ISSUERS)
 
 
 def _issuer_ok(digits: bytes) -> bool:
@@ -528,7 +529,7 @@ def payment_card(buf: bytes, start: int, end: int) -> Confirmed | None:
     return start, end, 1.0
 
 
-_IBAN_LENGTHS = {
+_IBAN_LENGTHS: Final = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
     "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
     "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
@@ -594,9 +595,9 @@ def _public_v4(a: int, b: int) -> bool:
                 or (a == 100 and 64 <= b <= 127))
 
 
-_V6_BODY = HEX | frozenset(b":.")
-_V6_BEFORE = ALNUM | frozenset(b":_.-")
-_V6_AFTER = ALNUM | frozenset(b"_")
+_V6_BODY: Final = HEX | frozenset(b":.")
+_V6_BEFORE: Final = ALNUM | frozenset(b":_.-")
+_V6_AFTER: Final = ALNUM | frozenset(b"_")
 
 
 def ipv6(buf: bytes, start: int, end: int) -> Confirmed | None:
@@ -620,7 +621,7 @@ def ipv6(buf: bytes, start: int, end: int) -> Confirmed | None:
     return start, end, 1.0 if address.is_global else 0.65
 
 
-_MONTHS = {m: i + 1 for i, m in enumerate(
+_MONTHS: Final = {m: i + 1 for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
 
 
@@ -705,7 +706,7 @@ def luhn_number(buf: bytes, start: int, end: int) -> Confirmed | None:
     return (start, end, 1.0) if len(digits) >= 2 and luhn(digits) else None
 
 
-VALIDATORS: Mapping[str, Validator] = {
+VALIDATORS: Final[Mapping[str, Validator]] = {
     f.__name__: f for f in (
         standalone, gcp_api_key, stripe_key, aws_secret, azure_key, azure_client_secret,
         hex_tail, connection_string, github_token, github_pat, gitlab_token, slack_token,

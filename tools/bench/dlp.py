@@ -43,6 +43,7 @@ from typing import Any
 
 from faker import Faker
 
+from gatewayd import compiled
 from gatewayd.dlp import Scanner
 from gatewayd.dlp.engine import cue_pattern
 from gatewayd.dlp.rules import load_rules
@@ -383,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     report.notes.append(f"re loop and RE2: the {re2_patterns} patterns and cues of the shipped "
                         f"rules that RE2 accepts (the re loop runs all of them); Presidio: "
                         f"{pr_recognizers} predefined English PatternRecognizers, no NLP model")
+    report.notes.append(f"scanner modules: {compiled.STATUS.get('gatewayd.dlp', '?')}"
+                        " (gatewayd/compiled.py; tools/native.py compiles them)")
     report.notes.append(f"corpus: {len(corpus)} bodies, {labels} labelled values, "
                         f"{negatives} hard-negative bodies")
     return report.finish()

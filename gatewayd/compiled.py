@@ -1,0 +1,91 @@
+"""Modules compiled ahead of time with mypyc, used only while they match their source.
+
+The DLP scanner is the gateway's pure-Python loop over every inspected request body: it
+turns a few dozen pattern hits per kilobyte into matches (validators, cues, overlaps,
+encoded runs). Compiled by mypyc, the compiler that ships with mypy, from the same
+type-checked source, it takes about 30% less time (``tools/bench/dlp.py`` says which ran).
+
+``python -m tools.native`` (run by ``tools/setup.sh``) compiles the modules ``COMPILED``
+lists into a ``_native`` folder inside their package, with a record of what they were
+built from: the SHA-256 of each source and the interpreter's extension suffix (and mypy's
+version, for the build to know when to compile again). The package calls ``use_compiled``
+before importing them: the folder goes ahead of the package's own on its ``__path__``
+only when that record still holds, so an edited source, another interpreter or a build
+that never happened (no C compiler) means the Python modules run — the same code,
+slower — never a stale compiled one. With ``CLAWGRESS_PURE_PYTHON=1`` in the environment
+the Python modules always run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import json
+import os
+from collections.abc import Iterable, MutableSequence
+from pathlib import Path
+
+COMPILED: dict[str, tuple[str, ...]] = {
+    "gatewayd.dlp": ("carriers", "engine", "findings", "match", "scanner", "segments",
+                     "validators"),
+}
+NATIVE_DIR = "_native"
+GROUP = "_compiled"  # the compiled modules' shared library: {package}.{GROUP}__mypyc
+RECORD = "built-from.json"
+PURE_ENV = "CLAWGRESS_PURE_PYTHON"
+
+# What runs, per package: "compiled", or "python" and why.
+STATUS: dict[str, str] = {}
+
+
+def extension_suffix() -> str:
+    return importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+def source_digests(package_dir: Path, modules: Iterable[str]) -> dict[str, str]:
+    """The SHA-256 of each module's source, by module name."""
+    return {m: hashlib.sha256((package_dir / f"{m}.py").read_bytes()).hexdigest()
+            for m in sorted(modules)}
+
+
+def use_compiled(package: str, path: MutableSequence[str]) -> str:
+    """Put ``package``'s compiled modules ahead of its Python ones on ``path`` (its
+    ``__path__``) if they were built from its sources as they are now; say what runs."""
+    status = _compiled_dir(package, path)
+    if isinstance(status, Path):
+        path.insert(0, str(status))
+        STATUS[package] = "compiled"
+    else:
+        STATUS[package] = f"python ({status})"
+    return STATUS[package]
+
+
+def _compiled_dir(package: str, path: MutableSequence[str]) -> Path | str:
+    if os.environ.get(PURE_ENV, "") not in ("", "0"):
+        return f"{PURE_ENV} is set"
+    modules = COMPILED.get(package)
+    if modules is None or not path:
+        return "not a compiled package"
+    package_dir = Path(path[0])
+    native = package_dir / NATIVE_DIR
+    try:
+        record = json.loads((native / RECORD).read_text())
+    except FileNotFoundError:
+        return "not compiled: see tools/native.py"
+    except (OSError, ValueError) as exc:
+        return f"unreadable build record: {exc}"
+    if not isinstance(record, dict) or record.get("extension_suffix") != extension_suffix():
+        return "compiled for another interpreter"
+    try:
+        now = source_digests(package_dir, modules)
+    except OSError as exc:
+        return f"a source is unreadable: {exc}"
+    then = record.get("sources")
+    if now != then:
+        then = then if isinstance(then, dict) else {}
+        changed = sorted(m for m, digest in now.items() if then.get(m) != digest)
+        return f"changed since compiled: {', '.join(changed) or 'the module list'}"
+    suffix = extension_suffix()
+    if not all((native / f"{m}{suffix}").is_file() for m in (*modules, f"{GROUP}__mypyc")):
+        return "a compiled module is missing"
+    return native
