@@ -52,20 +52,18 @@ def encoded_runs(buf: bytes, *, limit: int,
     buffer holding a run or an escape (a body padded with runs must not push one that
     carries a secret out of sight)."""
     found: list[Run] = []
-    append = found.append
     count = 0
     size = len(buf)
     t = buf.translate(_RUN_TABLE)
-    find, rfind = t.find, t.rfind
     pos = 0
     while True:
-        i = find(_RUN_NEEDLE, pos)
+        i = t.find(_RUN_NEEDLE, pos)
         if i < 0:
             break
         if count >= limit:
             return found, False
-        start = rfind(b" ", 0, i) + 1
-        end = find(b" ", i + MIN_RUN)
+        start = t.rfind(b" ", 0, i) + 1
+        end = t.find(b" ", i + MIN_RUN)
         if end < 0:
             end = size
         elif buf[end] == 0x3D:  # "=" padding, at most two
@@ -82,7 +80,7 @@ def encoded_runs(buf: bytes, *, limit: int,
             encoding = "base64"
         count += 1
         if covered is None or not covered(start, end):
-            append((start, end, encoding))
+            found.append((start, end, encoding))
     if _has_escape(buf):
         escapes = buf.translate(_ESCAPE_TABLE)
         t = buf.translate(_URL_TABLE)
@@ -98,7 +96,7 @@ def encoded_runs(buf: bytes, *, limit: int,
             end = size if end < 0 else end
             count += 1
             if covered is None or not covered(start, end):
-                append((start, end, "url"))
+                found.append((start, end, "url"))
             pos = end
     return found, True
 

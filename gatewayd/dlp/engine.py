@@ -207,12 +207,11 @@ class Engine:
 def _scan(db: hyperscan.Database, scratch: hyperscan.Scratch, buf: bytes | memoryview,
           limit: int) -> tuple[list[Hit], bool]:
     hits: list[Hit] = []
-    append = hits.append
     if limit <= 0:
         return hits, False
 
     def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> bool:
-        append((pattern, start, end))
+        hits.append((pattern, start, end))
         return len(hits) >= limit
 
     try:

@@ -304,13 +304,12 @@ class Scanner:
         budget[0] -= len(hits)
         first_cue, refs = eng.first_cue, eng.primary_ref
         candidates: dict[tuple[int, int], int] = {}
-        get = candidates.get
         cues: list[Hit] = []
         last = len(buf) - 1
         for pattern, start, end in hits:
             if pattern < first_cue:
                 key = (refs[pattern], start)
-                if get(key, -1) < end:
+                if candidates.get(key, -1) < end:
                     candidates[key] = end
             elif ((start > 0 and end <= last and buf[start - 1] not in ALNUM
                    and buf[end] not in ALNUM) or _cue_bounded(buf, start, end)):
