@@ -52,6 +52,15 @@ class Match(NamedTuple):
         return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in self.path)
 
 
+def new_match(dlp_class: str, confidence: float, span: tuple[int, int], path: JsonPath | None,
+              rule: str, encoding: str | None, inner: tuple[int, int] | None, in_key: bool,
+              segment: int) -> Match:
+    """``Match(...)`` without the named tuple's ``__new__``, which is generated Python code
+    (so interpreted even where the scanner is compiled): a scan makes one per value."""
+    return tuple.__new__(Match, (dlp_class, confidence, span, path, rule, encoding, inner,
+                                 in_key, segment))
+
+
 def extract(lay: Layout, match: Match) -> str:
     text = lay.text(match.segment)
     start, end = match.span

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
 from typing import Final
@@ -34,7 +33,7 @@ from typing import Final
 from gatewayd.dlp.carriers import as_text, decode, encoded_runs
 from gatewayd.dlp.engine import CompiledRule, Engine, Hit
 from gatewayd.dlp.findings import Findings
-from gatewayd.dlp.match import MASKED_KEY, Match
+from gatewayd.dlp.match import MASKED_KEY, new_match
 from gatewayd.dlp.rules import SourcedRule, load_rules
 from gatewayd.dlp.segments import DECODED, KEY, SEP, JsonPath, Layout, Segment, layout
 from gatewayd.dlp.validators import ALNUM, LOWER, UPPER, generic_secret, generic_secret_core
@@ -54,14 +53,19 @@ _LOWER_OR_DIGIT: Final = LOWER | frozenset(b"0123456789")
 _VALIDATOR_ERRORS: Final = (ValueError, IndexError, KeyError, UnicodeError, OverflowError)
 
 
-@dataclass(slots=True)
 class _Found:
-    rule: CompiledRule
-    start: int  # in the scanned buffer
-    end: int
-    confidence: float
-    segment: int
-    cue_distance: int
+    """A confirmed candidate (a plain class: see ``segments.Segment``)."""
+
+    __slots__ = ("confidence", "cue_distance", "end", "rule", "segment", "start")
+
+    def __init__(self, rule: CompiledRule, start: int, end: int, confidence: float,
+                 segment: int, cue_distance: int) -> None:
+        self.rule = rule
+        self.start = start  # in the scanned buffer
+        self.end = end
+        self.confidence = confidence
+        self.segment = segment
+        self.cue_distance = cue_distance
 
 
 def _cue_bounded(buf: bytes, start: int, end: int) -> bool:
@@ -472,8 +476,8 @@ class Scanner:
             rule = f.rule
             span = ((start - seg.start, end - seg.start) if seg.ascii
                     else lay.chars(f.segment, start, end))
-            matches.append(Match(rule.dlp_class, round(f.confidence, 4), span, path, rule.id,
-                                 encoding, inner, seg.kind == KEY, f.segment))
+            matches.append(new_match(rule.dlp_class, round(f.confidence, 4), span, path,
+                                     rule.id, encoding, inner, seg.kind == KEY, f.segment))
             placed.append((start, end))
         return Findings(tuple(matches), limit is None, limit, body, lay, tuple(placed))
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import orjson
@@ -46,25 +45,37 @@ MIN_SCANNED_INT: Final = 100_000  # smaller integers cannot be any class's value
 MAX_EMBEDDING: Final = 4  # how deep JSON held in strings (held in strings...) is read
 
 
-@dataclass(slots=True)
+# Segment and Layout are plain classes, not dataclasses: a JSON body makes one Segment per
+# string, and compiled (gatewayd/compiled.py) a plain class's __init__ is compiled too,
+# where a dataclass's is generated Python.
+
+
 class Segment:
-    path: JsonPath | None
-    kind: int
-    start: int  # in the buffer
-    end: int
-    context_start: int  # where cues for this segment may begin: its member's key, or itself
-    ascii: bool
-    errors: str  # the codec error handler that maps the bytes back to the text
+    __slots__ = ("ascii", "context_start", "end", "errors", "kind", "path", "start")
+
+    def __init__(self, path: JsonPath | None, kind: int, start: int, end: int,
+                 context_start: int, ascii: bool, errors: str) -> None:
+        self.path = path
+        self.kind = kind
+        self.start = start  # in the buffer
+        self.end = end
+        self.context_start = context_start  # where cues may begin: its member's key, or itself
+        self.ascii = ascii
+        self.errors = errors  # the codec error handler that maps the bytes back to the text
 
 
-@dataclass(slots=True)
 class Layout:
-    buf: bytes
-    segments: list[Segment]
-    starts: list[int]
-    document: Any = None
-    parser: Parser | None = None
-    embedded: tuple[JsonPath, ...] = ()  # strings that held a JSON document, read as one
+    __slots__ = ("buf", "document", "embedded", "parser", "segments", "starts")
+
+    def __init__(self, buf: bytes, segments: list[Segment], starts: list[int],
+                 document: Any = None, parser: Parser | None = None,
+                 embedded: tuple[JsonPath, ...] = ()) -> None:
+        self.buf = buf
+        self.segments = segments
+        self.starts = starts
+        self.document = document
+        self.parser = parser
+        self.embedded = embedded  # strings that held a JSON document, read as one
 
     def find(self, start: int, end: int) -> int:
         """The index of the segment that holds ``[start, end)``, or -1."""
