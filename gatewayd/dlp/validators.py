@@ -20,7 +20,6 @@ import binascii
 import datetime
 import ipaddress
 import math
-from collections import _count_elements  # type: ignore[attr-defined]  # Counter's C loop
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -63,13 +62,26 @@ _K_LOG_K: Final = (0.0, *(k * math.log2(k) for k in range(1, MAX_EXTENT + 1)))
 
 
 def shannon(data: bytes) -> float:
-    """Bits per character: log2(n) - sum(k log2 k) / n over the character counts k."""
+    """Bits per character: log2(n) - sum(k log2 k) / n over the character counts k.
+
+    The counts are the runs of the sorted bytes: compiled, a loop over a sorted list of
+    small ints costs half what a dictionary of counts does."""
     n = len(data)
     if not n or n > MAX_EXTENT:
         return 0.0
-    counts: dict[int, int] = {}
-    _count_elements(counts, data)  # what ``Counter(data)`` does, without its overhead
-    return math.log2(n) - sum(map(_K_LOG_K.__getitem__, counts.values())) / n
+    total = 0.0
+    run = 1
+    ordered = sorted(data)
+    previous = ordered[0]
+    for c in ordered[1:]:
+        if c == previous:
+            run += 1
+        else:
+            total += _K_LOG_K[run]
+            run = 1
+            previous = c
+    total += _K_LOG_K[run]
+    return math.log2(n) - total / n
 
 
 _NOT_DIGITS: Final = bytes(c for c in range(256) if c not in DIGITS)
