@@ -81,8 +81,8 @@ def encoded_runs(buf: bytes, *, limit: int,
         count += 1
         if covered is None or not covered(start, end):
             found.append((start, end, encoding))
-    if _has_escape(buf):
-        escapes = buf.translate(_ESCAPE_TABLE)
+    escapes = _escapes(buf)
+    if escapes is not None:
         t = buf.translate(_URL_TABLE)
         pos = 0
         while True:
@@ -101,18 +101,23 @@ def encoded_runs(buf: bytes, *, limit: int,
     return found, True
 
 
-def _has_escape(buf: bytes, looks: int = 8) -> bool:
-    """Whether ``buf`` holds a ``%XX`` escape: the first few ``%`` are looked at in place, the
-    rest (a body full of them) with one translation."""
+def _escapes(buf: bytes) -> bytes | None:
+    """``buf`` translated to show its ``%XX`` escapes (as ``%hh``), or None if it holds none.
+    The first ``%`` are looked at in place (one for every 256 bytes, about what translating
+    them costs), so prose with a few percentages is not translated; a body full of ``%`` is,
+    once."""
     i = buf.find(b"%")
-    for _ in range(looks):
+    for _ in range(max(8, len(buf) >> 8)):
         if i < 0:
-            return False
+            return None
         pair = buf[i + 1:i + 3]
         if len(pair) == 2 and not pair.translate(None, _HEX_BYTES):
-            return True
+            return buf.translate(_ESCAPE_TABLE)
         i = buf.find(b"%", i + 1)
-    return i >= 0 and buf.translate(_ESCAPE_TABLE).find(b"%hh", i) >= 0
+    if i < 0:
+        return None
+    escapes = buf.translate(_ESCAPE_TABLE)
+    return escapes if escapes.find(b"%hh", i) >= 0 else None
 
 
 def decode(data: bytes, encoding: str) -> bytes | None:
