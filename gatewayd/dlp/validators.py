@@ -379,10 +379,10 @@ def generic_secret(buf: bytes, start: int, end: int) -> Confirmed | None:
         return None  # short, or a path or a URL
     if value.isdigit() or value.isalpha() or not only_digits(value):
         return None  # a value has letters and digits
-    if _placeholder(value):
+    bits = shannon(value)  # before the placeholder words: it costs less than they do
+    if bits < 3.0 or _placeholder(value):
         return None
-    bits = shannon(value)
-    return (value_start, value_end, min(1.0, bits / 4.0)) if bits >= 3.0 else None
+    return value_start, value_end, min(1.0, bits / 4.0)
 
 
 # ---- PII ------------------------------------------------------------------------------------
