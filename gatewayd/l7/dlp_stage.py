@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gatewayd import compiled
 from gatewayd.config import Config
 from gatewayd.dlp import Findings as Scan
 from gatewayd.dlp import Scanner, enforce
@@ -83,6 +84,11 @@ class DlpStage:
                    on_error: str) -> DlpStage:
         """The stage as the configuration says; ``ConfigError`` for a bad rules file."""
         scanner = Scanner.from_files(rules_files, min_confidence=min_confidence)
+        runs = compiled.STATUS.get("gatewayd.dlp", "python")
+        if runs == "compiled" or compiled.PURE_ENV in runs:
+            log.info("DLP scanner: %s", runs)
+        else:  # correct, and slower: someone should know
+            log.warning("DLP scanner: %s; `python -m tools.native` compiles it", runs)
         return cls(scanner, load_key(key_file), forward_unreadable=on_error == "forward")
 
     def look(self, method: str, target: Target, headers: Headers, body: bytes,

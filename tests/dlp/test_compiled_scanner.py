@@ -5,10 +5,13 @@ labelled corpus and on bodies built to be awkward."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from gatewayd import compiled
 from gatewayd.dlp import Scanner
@@ -58,3 +61,21 @@ def test_compiled_and_python_find_the_same() -> None:
     assert native["status"] == "compiled"
     assert native["found"] == python["found"]
     assert any(found[0] for found in python["found"])  # the corpus has matches to compare
+
+
+def test_the_gateway_says_how_its_scanner_runs(tmp_path: Path,
+                                              caplog: pytest.LogCaptureFixture,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DLP stage logs it when it starts: compiled (info), or Python and why (a warning,
+    unless asked for)."""
+    from gatewayd.l7.dlp_stage import DlpStage  # noqa: PLC0415 - the L7 side, here only
+
+    caplog.set_level(logging.INFO, logger="clawgress.dlp")
+    DlpStage.configured([], 0.5, tmp_path / "dlp.key", "deny")
+    assert ("clawgress.dlp", logging.INFO, "DLP scanner: compiled") in caplog.record_tuples
+    caplog.clear()
+    monkeypatch.setitem(compiled.STATUS, "gatewayd.dlp", "python (changed since compiled: x)")
+    DlpStage.configured([], 0.5, tmp_path / "dlp.key", "deny")
+    assert caplog.record_tuples == [
+        ("clawgress.dlp", logging.WARNING, "DLP scanner: python (changed since compiled: x);"
+         " `python -m tools.native` compiles it")]
