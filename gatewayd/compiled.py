@@ -7,7 +7,8 @@ type-checked source, it takes about 30% less time (``tools/bench/dlp.py`` says w
 
 ``python -m tools.native`` (run by ``tools/setup.sh``) compiles the modules ``COMPILED``
 lists into a ``_native`` folder inside their package, with a record of what they were
-built from: the SHA-256 of each source and the interpreter's extension suffix (and mypy's
+built from: the SHA-256 of each of the package's sources (the compiled modules and
+those they import) and the interpreter's extension suffix (and mypy's
 version, for the build to know when to compile again). The package calls ``use_compiled``
 before importing them: the folder goes ahead of the package's own on its ``__path__``
 only when that record still holds, so an edited source, another interpreter or a build
@@ -22,7 +23,7 @@ import hashlib
 import importlib.machinery
 import json
 import os
-from collections.abc import Iterable, MutableSequence
+from collections.abc import MutableSequence
 from pathlib import Path
 
 COMPILED: dict[str, tuple[str, ...]] = {
@@ -42,10 +43,11 @@ def extension_suffix() -> str:
     return importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
-def source_digests(package_dir: Path, modules: Iterable[str]) -> dict[str, str]:
-    """The SHA-256 of each module's source, by module name."""
-    return {m: hashlib.sha256((package_dir / f"{m}.py").read_bytes()).hexdigest()
-            for m in sorted(modules)}
+def source_digests(package_dir: Path) -> dict[str, str]:
+    """The SHA-256 of the source of every module of the package, by module name: the
+    compiled ones and those they were compiled against (their types and constants)."""
+    return {p.stem: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(package_dir.glob("*.py"))}
 
 
 def use_compiled(package: str, path: MutableSequence[str]) -> str:
@@ -77,7 +79,7 @@ def _compiled_dir(package: str, path: MutableSequence[str]) -> Path | str:
     if not isinstance(record, dict) or record.get("extension_suffix") != extension_suffix():
         return "compiled for another interpreter"
     try:
-        now = source_digests(package_dir, modules)
+        now = source_digests(package_dir)
     except OSError as exc:
         return f"a source is unreadable: {exc}"
     then = record.get("sources")

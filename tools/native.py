@@ -43,10 +43,10 @@ def mypy_version() -> str:
     return __version__
 
 
-def wanted(package: str, modules: tuple[str, ...]) -> dict[str, object]:
+def wanted(package: str) -> dict[str, object]:
     package_dir = ROOT / package.replace(".", "/")
     return {"extension_suffix": extension_suffix(), "mypy": mypy_version(),
-            "sources": source_digests(package_dir, modules)}
+            "sources": source_digests(package_dir)}
 
 
 def current(package: str) -> object:
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(native, ignore_errors=True)
             print(f"native: {package}: compiled modules removed", file=sys.stderr)
             continue
-        record = wanted(package, modules)
+        record = wanted(package)
         if not args.force and current(package) == record:
             continue
         print(f"native: {package}: compiling {len(modules)} modules with mypyc"

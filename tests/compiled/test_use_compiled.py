@@ -37,7 +37,7 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in (*MODULES, f"{GROUP}__mypyc"):
         (native / f"{name}{extension_suffix()}").write_bytes(b"")
     record = {"extension_suffix": extension_suffix(), "mypy": "0",
-              "sources": source_digests(tmp_path, MODULES)}
+              "sources": source_digests(tmp_path)}
     (native / RECORD).write_text(json.dumps(record))
     return tmp_path
 
@@ -53,6 +53,15 @@ def test_an_edited_source_means_python(package: Path) -> None:
     (package / "beta.py").write_text("NAME = 'edited'\n")
     path = [str(package)]
     assert use_compiled(PACKAGE, path) == "python (changed since compiled: beta)"
+    assert path == [str(package)]
+
+
+def test_a_module_they_were_compiled_against_counts_too(package: Path) -> None:
+    """A module of the package that is not compiled but that compiled ones import (its
+    types, its constants) was part of the build: changed, the Python modules run."""
+    (package / "gamma.py").write_text("LIMIT = 1\n")
+    path = [str(package)]
+    assert use_compiled(PACKAGE, path) == "python (changed since compiled: gamma)"
     assert path == [str(package)]
 
 
