@@ -50,6 +50,13 @@ def source_digests(package_dir: Path) -> dict[str, str]:
             for p in sorted(package_dir.glob("*.py"))}
 
 
+def build_record(package_dir: Path, mypy_version: str) -> dict[str, object]:
+    """What a build of ``package_dir`` records; ``use_compiled`` checks all of it but the
+    mypy version (there for the build to know when to compile again)."""
+    return {"extension_suffix": extension_suffix(), "mypy": mypy_version,
+            "sources": source_digests(package_dir)}
+
+
 def use_compiled(package: str, path: MutableSequence[str]) -> str:
     """Put ``package``'s compiled modules ahead of its Python ones on ``path`` (its
     ``__path__``) if they were built from its sources as they are now; say what runs."""

@@ -30,8 +30,8 @@ from gatewayd.compiled import (
     GROUP,
     NATIVE_DIR,
     RECORD,
+    build_record,
     extension_suffix,
-    source_digests,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,9 +44,7 @@ def mypy_version() -> str:
 
 
 def wanted(package: str) -> dict[str, object]:
-    package_dir = ROOT / package.replace(".", "/")
-    return {"extension_suffix": extension_suffix(), "mypy": mypy_version(),
-            "sources": source_digests(package_dir)}
+    return build_record(ROOT / package.replace(".", "/"), mypy_version())
 
 
 def current(package: str) -> object:

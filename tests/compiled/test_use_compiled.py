@@ -15,8 +15,8 @@ from gatewayd.compiled import (
     NATIVE_DIR,
     PURE_ENV,
     RECORD,
+    build_record,
     extension_suffix,
-    source_digests,
     use_compiled,
 )
 
@@ -36,8 +36,7 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     native.mkdir()
     for name in (*MODULES, f"{GROUP}__mypyc"):
         (native / f"{name}{extension_suffix()}").write_bytes(b"")
-    record = {"extension_suffix": extension_suffix(), "mypy": "0",
-              "sources": source_digests(tmp_path)}
+    record = build_record(tmp_path, "0")
     (native / RECORD).write_text(json.dumps(record))
     return tmp_path
 
