@@ -55,7 +55,8 @@ def read_file(path: Path) -> bytes | None:
     except OSError as exc:
         raise ClawgressError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:
-        raise ClawgressError(f"{path}: larger than {MAX_FILE_BYTES} bytes; not a CA file")
+        raise ClawgressError(f"{path}: larger than {MAX_FILE_BYTES} bytes; "
+                             "not a key or certificate")
     return data
 
 

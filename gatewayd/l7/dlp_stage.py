@@ -50,6 +50,8 @@ def load_key(path: Path) -> bytes:
             key = read_file(path)
     except OSError as exc:
         raise ConfigError(f"dlp.key_file {path}: {exc.strerror or exc}") from None
+    except ClawgressError as exc:  # its message names the path
+        raise ConfigError(f"dlp.key_file: {exc}") from None
     if key is None or len(key) < 16:
         raise ConfigError(f"dlp.key_file {path}: not a key (expected {KEY_BYTES} bytes)")
     return key
