@@ -1,7 +1,7 @@
 """Hostile clients against the L7 engine in the lab: a thousand slowloris connections and
 heads built to be expensive. The engine's memory stays a bounded multiple of what was
 sent, idle partial connections are closed at the header timeout, and other clients are
-still served meanwhile."""
+still served meanwhile. Past ``l7.max_connections``, a new connection is closed at once."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from l7_support import L7Gateway
 
 PROXY = ("10.77.0.1", 3128)
@@ -162,3 +163,59 @@ def test_tls_garbage_on_a_diverted_flow_is_reset(gateway: L7Gateway) -> None:
             _read_to_end(sock)
     refused = cursor.wait("tls.decision", src_ip="10.77.0.11", action="deny")
     assert "not-tls" in refused["flags"]
+
+
+@contextlib.contextmanager
+def _l7_settings(gateway: L7Gateway, **settings: object) -> Iterator[None]:
+    """The engine restarted with ``settings`` in the lab's ``l7`` section; restarted with
+    the lab's own configuration afterwards, whatever happens."""
+    path = gateway.lab.config_path
+    original = path.read_text()
+    config = yaml.safe_load(original)
+    config.setdefault("l7", {}).update(settings)
+    path.write_text(yaml.safe_dump(config))
+    try:
+        gateway.stop_engine()
+        gateway.lab.start_engine()
+        yield
+    finally:
+        path.write_text(original)
+        gateway.stop_engine()
+        gateway.lab.start_engine()
+
+
+def _answer(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET http://github.com/ HTTP/1.1\r\nHost: github.com\r\n"
+                 b"Connection: close\r\n\r\n")
+    return _read_to_end(sock)
+
+
+def test_connections_past_the_limit_are_closed_at_once(gateway: L7Gateway) -> None:
+    limit = 4
+    head = b"GET http://github.com/ HTTP/1.1\r\nHost: github.com\r\nX-Slow: "
+    with _l7_settings(gateway, max_connections=limit):
+        held = _partial(gateway, limit, head)
+        try:
+            time.sleep(0.3)  # the engine has taken them all
+            with gateway.ns("a1").socket() as extra:
+                extra.settimeout(5)
+                extra.connect(PROXY)
+                start = time.monotonic()
+                try:
+                    got = _answer(extra)
+                except ConnectionResetError:
+                    got = b""
+                assert got == b"", got[:100]
+                assert time.monotonic() - start < 2.0
+            held.pop().close()
+            time.sleep(0.3)  # the engine has seen it go
+            with gateway.ns("a1").socket() as sock:
+                sock.settimeout(5)
+                sock.connect(PROXY)
+                got = _answer(sock)
+            assert got.startswith(b"HTTP/1.1 "), got[:100]
+        finally:
+            for sock in held:
+                sock.close()
+        metrics = gateway.metrics(newer_than=time.time())
+        assert metrics['clawgress_engine_events_total{event="l7_connections_refused"}'] >= 1
