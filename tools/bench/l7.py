@@ -54,6 +54,21 @@ follows, as a reference with no goal: a hop on the engine's core, at a load that
 that core idle most of the time, so its tail shows what waking that core costs on the
 machine, whoever the proxy is.
 
+The paced phases are measured by ``l7_pace.c``, a small C load generator (epoll and a
+timerfd, no dependency) that the benchmark compiles at the start of each run with ``cc``
+(``l7_client.py --pacer`` runs it, in the agent's namespace and on the client's CPU). It
+sends each request at its own due time (start + i / rate: the timer is armed at each
+absolute due time, and the process sleeps in between) on an idle connection, or on the
+next one to become idle, and times it from that due time to the last byte of its answer:
+a late wake-up of the client or a wait for a free connection is in the figure, never
+hidden (coordinated omission corrected strictly). The requests due in the measured window
+are the ones measured, whenever their answers come, so a stall at the end of the window
+counts too. The asyncio client's pacer is not used there: its event loop sleeps in ticks
+of a millisecond or more, so requests left in bursts, and it was seen to fall tens of
+milliseconds behind on the core it shares with the server, a lag of the client's own
+that went into every configuration's p99, HAProxy's included. A run stops if the pacer
+cannot be compiled.
+
 Added latency is the configuration's p50 (p99) minus direct's in the same round (l7_tls
 minus direct_tls). Every answer is checked (200, and the server's body naming the request
 body's length and CRC-32) and not timed if wrong (``request_errors``, goal 0). Every phase's
@@ -71,13 +86,15 @@ the spread (min-max of the rounds) and ratios within rounds go to the table and
 ``bench-results/l7.json``; the exit code is 1 when a goal is missed. The lab is always
 taken down at the end (also on Ctrl-C or SIGTERM). Needs root.
 
-Set-up the benchmark does itself: HAProxy is installed with ``apt-get install haproxy`` when
-``haproxy`` is missing, mitmproxy with ``pip install mitmproxy`` into a virtual environment
-of its own (``MITM_VENV``, never the project's: its pins conflict); both are said in the
-output. The per-source new-flow limits before the queue are raised in the lab's gateway.yaml
-(the benchmark's one agent opens thousands of connections). By default the agent's client
-and the upstream server are pinned to CPU 0, and the engine, HAProxy and mitmproxy to CPU 1
-(one core each, and the same one): ``--no-pin`` to let the scheduler place them.
+Set-up the benchmark does itself: it compiles ``l7_pace.c`` (``cc -O2``, into its work
+folder; gcc is in ``tools/debian-packages.txt``). HAProxy is installed with ``apt-get
+install haproxy`` when ``haproxy`` is missing, mitmproxy with ``pip install mitmproxy``
+into a virtual environment of its own (``MITM_VENV``, never the project's: its pins
+conflict); both are said in the output. The per-source new-flow limits before the queue
+are raised in the lab's gateway.yaml (the benchmark's one agent opens thousands of
+connections). By default the agent's client and the upstream server are pinned to CPU 0,
+and the engine, HAProxy and mitmproxy to CPU 1 (one core each, and the same one):
+``--no-pin`` to let the scheduler place them.
 
 The gateway runs with the AI analyzer and DLP off (``ai.enabled``, ``dlp.enabled``:
 false), so that the L7 path itself is what is measured; their per-request costs are
@@ -120,6 +137,8 @@ from tools.bench.report import Report, median, percentile
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE / "l7_client.py"
 SERVER = HERE / "l7_server.py"
+PACER_SOURCE = HERE / "l7_pace.c"  # the paced phases' load generator
+PACER_CFLAGS = ("-O2", "-Wall", "-Wextra", "-Werror")
 
 AGENT = "l7-bench"
 SERVER_NAME = "api.openai.com"  # a lab name: the agent resolves it through the lab resolver
@@ -276,6 +295,8 @@ class Bench(LabBench):
         self.odd: dict[str, int] = {}  # audit mismatches, described
         self.py_spy: Path | None = None  # --profile: sample the engine at saturation
         self.profiles: dict[str, list[Path]] = {}
+        self.pacer: Path | None = None  # the compiled l7_pace.c
+        self.pacer_built_with = "?"  # the compiler's version
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -531,10 +552,13 @@ class Bench(LabBench):
         return samples
 
     def paced(self, config: str, rate: float) -> dict[str, Any]:
+        if self.pacer is None:
+            raise SystemExit("l7: the C pacer was not built")
         offset = self.audit.stat().st_size
         out = self.client(config, "load", "--connections", str(self.s.connections),
                           "--duration", str(self.s.paced_s),
-                          "--warmup", str(self.s.load_warmup_s), "--rate", f"{rate:.1f}")
+                          "--warmup", str(self.s.load_warmup_s), "--rate", f"{rate:.1f}",
+                          "--pacer", str(self.pacer))
         ph = Phase(requests=int(out["completed"]), connections=int(out["opened"]))
         self.check_audit(config, offset, ph)
         out["audited"], out["unexpected"] = ph.audited, ph.unexpected
@@ -712,10 +736,12 @@ class Bench(LabBench):
         intercepted = sum(r.phases[L7_TLS].intercepted for r in rounds)
         behind = max(max(p["behind_max_ms"] for p in r.paced.values()) for r in rounds)
         waited = sum(sum(int(p["waited"]) for p in r.paced.values()) for r in rounds)
+        pacers = sorted({str(p.get("pacer", "?")) for r in rounds for p in r.paced.values()})
+        pacer_cpu = max(max(float(p["client_cpu"]) for p in r.paced.values()) for r in rounds)
         report.notes += [
             f"{len(rounds)} interleaved rounds (direct, direct_tls, haproxy, l7_plain, l7_tls,"
-            " mitmproxy; then l7_plain and direct paced); medians of rounds, spread = min-max"
-            " of rounds; added latency and ratios within each round (l7_tls against"
+            " mitmproxy; then l7_plain, direct and haproxy paced); medians of rounds, spread ="
+            " min-max of rounds; added latency and ratios within each round (l7_tls against"
             " direct_tls, the others against direct)",
             "request: POST /echo, Content-Type application/json, a 4096-byte JSON body"
             " (Content-Length); answer: 200 with a small JSON body naming the length and"
@@ -740,11 +766,16 @@ class Bench(LabBench):
             " server sharing one core, not by the kernel or HAProxy)",
             f"half saturation: requests paced at 50% of the round's l7_plain rate for"
             f" {s.paced_s:g} s (after {s.load_warmup_s:g} s) on {s.connections} keep-alive"
-            " connections, each timed from its write (a request that found no idle"
-            f" connection is timed from when it was due: {waited} did, over the run); the"
-            " pacer ticks in milliseconds (requests due together are written together;"
-            f" it fell at most {behind:.1f} ms behind); direct, then haproxy, at the same pace"
-            " right after; added = p99 minus direct p99",
+            " connections, each sent at its own due time and timed from that due time to"
+            " the last byte of its answer (a request that found no idle connection waited"
+            f" for the next one: {waited} did, over the run); the pacer's timer woke at most"
+            f" {behind:.2f} ms after a request was due, and the pacer used at most"
+            f" {pacer_cpu:.2f} of a core; direct, then haproxy, at the same pace right after;"
+            " added = p99 minus direct p99",
+            f"pacer of the paced phases: {', '.join(pacers)}"
+            + (f" (tools/bench/l7_pace.c: epoll, a timerfd armed at each request's absolute"
+               f" due time, no busy loop; built with {self.pacer_built_with},"
+               f" {' '.join(PACER_CFLAGS)})" if pacers == ["c"] else ""),
             f"check: the l7 phases got {answered} answers and the engine audited {audited}"
             f" http.request records as expected (via transparent, tls none/intercepted, rule"
             f" {INSPECT_RULE}, inspect, 200; one per answer: the client awaits every request"
@@ -802,6 +833,25 @@ class Bench(LabBench):
         every = f", {median(gaps):.2f} s apart (median)" if gaps else ""
         return (f"half saturation: {slow} l7_plain requests took >= 2 ms (at most"
                 f" {SLOW_KEPT} a round kept); {bursts} bursts held one of >= 10 ms{every}")
+
+
+def build_pacer(workdir: Path) -> tuple[Path, str]:
+    """Compile the paced phases' load generator (``l7_pace.c``) into ``workdir``: the
+    program and the compiler's version. There is no falling back to the asyncio pacer: its
+    own lag would be in the p99."""
+    cc = shutil.which("cc")
+    if cc is None:
+        raise SystemExit(f"l7: no C compiler (cc) to build {PACER_SOURCE}: install gcc"
+                         " (tools/debian-packages.txt)")
+    out = workdir / "l7_pace"
+    done = subprocess.run([cc, *PACER_CFLAGS, "-o", str(out), str(PACER_SOURCE)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"l7: cannot compile {PACER_SOURCE} (cc {' '.join(PACER_CFLAGS)}):"
+                         f" {(done.stdout + done.stderr).strip()[-1500:]}")
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=False)
+    lines = version.stdout.splitlines()
+    return out, lines[0] if lines else "cc"
 
 
 def ensure_haproxy() -> str | None:
@@ -900,6 +950,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.py_spy = ensure_py_spy(sys.executable)
     try:
         started = time.monotonic()
+        bench.pacer, bench.pacer_built_with = build_pacer(workdir)
         lab.up(engine=False)  # removes what it made if it fails
         bench.setup()
         bench.run()

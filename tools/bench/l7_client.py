@@ -29,6 +29,17 @@ path never makes a fast number.
   client's own CPU time over the window is reported, to tell a saturated proxy from a
   saturated client. At the end no new request is sent and the answers to those sent are
   awaited, so every request the client wrote is counted (``completed``) or is an error.
+* ``load --rate R --pacer PATH``: the same open-loop measurement made by ``l7_pace.c``
+  (``tools/bench/l7.py`` compiles it; PATH is the program), plain HTTP only. This process
+  resolves the target and writes the request and the expected answer body to files in a
+  temporary folder, then runs the program as its child (so it inherits the namespace and
+  the CPU pinning) and prints its JSON with ``address`` and ``"pacer": "c"`` added. The C
+  pacer sends each request at its own due time (a timerfd armed at absolute due times, no
+  busy loop) and times it from that due time to the last byte of its answer (measuring
+  the requests due in the window, whenever answered), whereas the asyncio pacer above
+  sleeps in ticks of a millisecond or more and can fall behind by tens of milliseconds,
+  which then shows in the p99. Without ``--pacer`` the asyncio pacer runs (``"pacer":
+  "asyncio"``).
 
 Standard library apart from the optional uvloop, so it starts fast.
 """
@@ -44,9 +55,12 @@ import resource
 import socket
 import ssl
 import struct
+import subprocess
 import sys
+import tempfile
 import time
 import zlib
+from pathlib import Path
 
 LINGER_0 = struct.pack("ii", 1, 0)
 BODY_SIZE = 4096
@@ -444,6 +458,28 @@ def load(address: tuple[str, int], request: bytes, ctx: ssl.SSLContext | None, s
     return uvloop.run(runner.run())
 
 
+def load_paced_by(pacer: str, address: tuple[str, int], request: bytes, connections: int,
+                  duration: float, warmup: float, rate: float) -> dict[str, object]:
+    """The paced ``load`` measured by the C pacer (``l7_pace.c``, compiled at ``pacer``)."""
+    with tempfile.TemporaryDirectory(prefix="l7-pace-") as tmp:
+        request_file, expect_file = Path(tmp) / "request", Path(tmp) / "expect"
+        request_file.write_bytes(request)
+        expect_file.write_bytes(EXPECTED)
+        argv = [pacer, "--rate", repr(rate), "--connections", str(connections),
+                "--duration", repr(duration), "--warmup", repr(warmup),
+                "--request", str(request_file), "--expect", str(expect_file),
+                address[0], str(address[1])]
+        try:  # its messages go to this process's stderr
+            done = subprocess.run(argv, stdout=subprocess.PIPE, check=False)
+        except OSError as exc:
+            raise SystemExit(f"l7_client: cannot run the pacer {pacer}: {exc}") from exc
+    if done.returncode != 0:
+        raise SystemExit(f"l7_client: the pacer {pacer} failed (exit {done.returncode})")
+    result: dict[str, object] = json.loads(done.stdout)
+    result["pacer"] = "c"
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -457,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:
     ld.add_argument("--duration", type=float, default=2.0, help="measured seconds")
     ld.add_argument("--warmup", type=float, default=0.5, help="unmeasured seconds first")
     ld.add_argument("--rate", type=float, help="requests started per second (open loop)")
+    ld.add_argument("--pacer", metavar="PATH",
+                    help="with --rate: measure with this compiled l7_pace.c (plain HTTP)")
     for p in (s, ld):
         p.add_argument("target", help="HOST:PORT (a name is resolved once, first)")
         p.add_argument("--host", help="the Host header (default: the target)")
@@ -464,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--sni", help="the server name to send (default: the target's host)")
         p.add_argument("--cafile", help="verify the server against this CA bundle (PEM)")
     args = ap.parse_args(argv)
+    if args.mode == "load" and args.pacer is not None and (args.rate is None or args.tls):
+        ld.error("--pacer needs --rate and plain HTTP (no --tls)")
     host, port = _endpoint(args.target)
     address = (resolve(host), port)
     request = request_bytes(args.host or args.target)
@@ -471,9 +511,14 @@ def main(argv: list[str] | None = None) -> int:
     sni = args.sni or host
     if args.mode == "seq":
         result = seq(address, request, args.count, args.warmup, args.new_conn, ctx, sni)
+    elif args.pacer is not None:
+        result = load_paced_by(args.pacer, address, request, args.connections,
+                               args.duration, args.warmup, args.rate)
     else:
         result = load(address, request, ctx, sni, args.connections, args.duration,
                       args.warmup, args.rate)
+        if args.rate is not None:
+            result["pacer"] = "asyncio"
     result["address"] = address[0]
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
