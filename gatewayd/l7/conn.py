@@ -167,8 +167,11 @@ class Plain(asyncio.Protocol):
             finally:
                 self._waiter = None
             if not self._received:
-                if self._error is not None:
-                    raise self._error
+                # Read through a call: mypy keeps ``self._error`` narrowed to None from the
+                # check above across the await, and compiled code would enforce that.
+                error = self._failure()
+                if error is not None:
+                    raise error
                 return b""
         received = self._received
         data = received[0] if len(received) == 1 else b"".join(received)
@@ -179,6 +182,9 @@ class Plain(asyncio.Protocol):
             with contextlib.suppress(RuntimeError, AttributeError):
                 self._transport().resume_reading()
         return data
+
+    def _failure(self) -> BaseException | None:
+        return self._error
 
     # --- writing -----------------------------------------------------------------------
 

@@ -408,7 +408,7 @@ class ClientConnection:
         deadline = loop.time() + self.cfg.header_timeout if head and fresh else None
         while True:
             if deadline is None:
-                budget: float = self.cfg.idle_timeout
+                budget = float(self.cfg.idle_timeout)
             else:
                 budget = deadline - loop.time()
                 if budget <= 0:
