@@ -1,9 +1,18 @@
 """Modules compiled ahead of time with mypyc, used only while they match their source.
 
-The DLP scanner is the gateway's pure-Python loop over every inspected request body: it
-turns a few dozen pattern hits per kilobyte into matches (validators, cues, overlaps,
-encoded runs). Compiled by mypyc, the compiler that ships with mypy, from the same
-type-checked source, it takes about 30% less time (``tools/bench/dlp.py`` says which ran).
+Two of the gateway's Python loops run per inspected request. The DLP scanner turns a few
+dozen pattern hits per kilobyte into matches (validators, cues, overlaps, encoded runs);
+compiled by mypyc, the compiler that ships with mypy, from the same type-checked source,
+it takes about 30% less time (``tools/bench/dlp.py`` says which ran). The L7 request path
+(byte streams, HTTP/1.1 framing, the pipeline of one connection, the decision and its
+record) costs the engine about 7% less CPU a request compiled, and the engine serves that
+much more at saturation (``tools/bench/l7.py``).
+
+Compiled code holds mypy to its word: a value of a type other than the one mypy inferred
+is a ``TypeError`` where Python would go on. Where this bites is the narrowing of an
+attribute: mypy keeps ``self._error`` narrowed to ``None`` after ``if self._error is not
+None: raise ...`` even across an ``await`` during which a callback sets it, so such an
+attribute is read again through a method call (``tests/compiled`` looks for the pattern).
 
 ``python -m tools.native`` (run by ``tools/setup.sh``) compiles the modules ``COMPILED``
 lists into a ``_native`` folder inside their package, with a record of what they were
@@ -22,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import importlib.machinery
 import json
+import logging
 import os
 from collections.abc import MutableSequence
 from pathlib import Path
@@ -29,6 +39,8 @@ from pathlib import Path
 COMPILED: dict[str, tuple[str, ...]] = {
     "gatewayd.dlp": ("carriers", "engine", "findings", "match", "scanner", "segments",
                      "validators"),
+    "gatewayd.l7": ("conn", "connection", "exchange", "http1", "responses", "target",
+                    "upstream"),
 }
 NATIVE_DIR = "_native"
 GROUP = "_compiled"  # the compiled modules' shared library: {package}.{GROUP}__mypyc
@@ -55,6 +67,16 @@ def build_record(package_dir: Path, mypy_version: str) -> dict[str, object]:
     mypy version (there for the build to know when to compile again)."""
     return {"extension_suffix": extension_suffix(), "mypy": mypy_version,
             "sources": source_digests(package_dir)}
+
+
+def report(log: logging.Logger, what: str, package: str) -> None:
+    """Log how ``package`` runs: compiled, or as Python because that was asked for (info),
+    or as Python for another reason (a warning: correct, and slower; someone should know)."""
+    runs = STATUS.get(package, "python")
+    if runs == "compiled" or PURE_ENV in runs:
+        log.info("%s: %s", what, runs)
+    else:
+        log.warning("%s: %s; `python -m tools.native` compiles it", what, runs)
 
 
 def use_compiled(package: str, path: MutableSequence[str]) -> str:

@@ -3,7 +3,7 @@ its ``_native`` folder (see ``gatewayd/compiled.py`` for why and how they are ch
 
 Run by ``tools/setup.sh`` (``make setup``, and so by ``make test`` and ``make demo``):
 nothing to do when the compiled modules were built from the sources as they are, with
-this interpreter and this mypy. A build takes about 20 s. It needs a C compiler and
+this interpreter and this mypy. A build takes 20 to 40 s a package. It needs a C compiler and
 Python's headers (``gcc`` and ``python3-dev`` in ``tools/debian-packages.txt``); when it
 fails, the reason is printed, nothing half-built is left in place, the exit status is 1,
 and the Python modules run.
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.force and current(package) == record:
             continue
         print(f"native: {package}: compiling {len(modules)} modules with mypyc"
-              f" {record['mypy']} (about 20 s)", file=sys.stderr)
+              f" {record['mypy']} (20 to 40 s)", file=sys.stderr)
         started = time.monotonic()
         try:
             build(package, modules, record)

@@ -25,7 +25,14 @@ HTTP/1.1 with ``http1``, forwarding), ``conn`` (byte streams, TLS ended with ``s
 splicing), ``upstream`` (connections to servers), ``interception`` (server TLS contexts
 per name), ``ca_store`` and ``files`` (the CA on disk). Private keys are never logged,
 printed or put in an error message.
+
+The request path's modules (``gatewayd.compiled.COMPILED``) run compiled (mypyc) when
+``tools/native.py`` built them from the sources as they are; otherwise as Python.
 """
+
+from gatewayd.compiled import use_compiled
+
+use_compiled(__name__, __path__)  # before the modules it may replace are imported
 
 from gatewayd.l7.ca import (
     DEFAULT_LEAF_CACHE_SIZE,

@@ -86,11 +86,7 @@ class DlpStage:
                    on_error: str) -> DlpStage:
         """The stage as the configuration says; ``ConfigError`` for a bad rules file."""
         scanner = Scanner.from_files(rules_files, min_confidence=min_confidence)
-        runs = compiled.STATUS.get("gatewayd.dlp", "python")
-        if runs == "compiled" or compiled.PURE_ENV in runs:
-            log.info("DLP scanner: %s", runs)
-        else:  # correct, and slower: someone should know
-            log.warning("DLP scanner: %s; `python -m tools.native` compiles it", runs)
+        compiled.report(log, "DLP scanner", "gatewayd.dlp")
         return cls(scanner, load_key(key_file), forward_unreadable=on_error == "forward")
 
     def look(self, method: str, target: Target, headers: Headers, body: bytes,

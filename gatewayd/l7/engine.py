@@ -21,6 +21,7 @@ import ssl
 import time
 from collections.abc import Callable
 
+from gatewayd import compiled
 from gatewayd.audit import AuditEvent
 from gatewayd.config import Config
 from gatewayd.credentials.inspection import KeyInspection
@@ -147,6 +148,7 @@ class L7Engine:
         """Open the listeners; ``ClawgressError`` if the transparent one cannot be opened
         (without it, flows to inspect cannot be served)."""
         l7 = self.config.l7
+        compiled.report(log, "L7 request path", "gatewayd.l7")
         raise_file_limit(2 * l7.max_connections + 1024)
         wanted = [("transparent", l7.transparent_port, True)]
         if l7.proxy_port is not None:

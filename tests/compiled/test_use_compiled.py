@@ -5,6 +5,7 @@ these tests are about the choice, not about mypyc."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,20 @@ def test_the_environment_can_ask_for_python(package: Path,
     assert path == [str(package)]
     monkeypatch.setenv(PURE_ENV, "0")
     assert use_compiled(PACKAGE, path) == "compiled"
+
+
+@pytest.mark.parametrize(("runs", "level", "message"), [
+    ("compiled", logging.INFO, "fake path: compiled"),
+    (f"python ({PURE_ENV} is set)", logging.INFO, f"fake path: python ({PURE_ENV} is set)"),
+    ("python (changed since compiled: beta)", logging.WARNING,
+     "fake path: python (changed since compiled: beta); `python -m tools.native` compiles it"),
+])
+def test_how_a_package_runs_is_logged(runs: str, level: int, message: str,
+                                      caplog: pytest.LogCaptureFixture,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiled, or Python as asked: info. Python for another reason: a warning (correct,
+    and slower)."""
+    monkeypatch.setitem(compiled.STATUS, PACKAGE, runs)
+    caplog.set_level(logging.INFO, logger="test.compiled")
+    compiled.report(logging.getLogger("test.compiled"), "fake path", PACKAGE)
+    assert caplog.record_tuples == [("test.compiled", level, message)]
