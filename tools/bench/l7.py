@@ -297,6 +297,7 @@ class Bench(LabBench):
         self.profiles: dict[str, list[Path]] = {}
         self.pacer: Path | None = None  # the compiled l7_pace.c
         self.pacer_built_with = "?"  # the compiler's version
+        self.request_path = "?"  # how the engine's L7 request path runs, as it logged
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -343,6 +344,18 @@ class Bench(LabBench):
             raise SystemExit("l7: the engine did not start its L7 listeners (see"
                              f" {self.lab.paths.log('engine')})")
         self.engine_pid = pid
+        self.request_path = self.engine_says("L7 request path: ")
+
+    def engine_says(self, prefix: str) -> str:
+        """What the engine's log says after ``prefix`` (its latest such line), or "?"."""
+        said = "?"
+        log = self.lab.paths.log("engine")
+        if log.exists():
+            for line in log.read_text(errors="replace").splitlines():
+                at = line.find(prefix)
+                if at >= 0:
+                    said = line[at + len(prefix):].strip()
+        return said
 
     def _start_haproxy(self) -> None:
         haproxy = shutil.which("haproxy")
@@ -772,6 +785,8 @@ class Bench(LabBench):
             f" {behind:.2f} ms after a request was due, and the pacer used at most"
             f" {pacer_cpu:.2f} of a core; direct, then haproxy, at the same pace right after;"
             " added = p99 minus direct p99",
+            f"the engine's L7 request path: {self.request_path} (gatewayd/compiled.py;"
+            " tools/native.py compiles it)",
             f"pacer of the paced phases: {', '.join(pacers)}"
             + (f" (tools/bench/l7_pace.c: epoll, a timerfd armed at each request's absolute"
                f" due time, no busy loop; built with {self.pacer_built_with},"
