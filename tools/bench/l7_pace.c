@@ -142,15 +142,21 @@ static struct {
 
 static char scratch[READ_SIZE];
 
+/* One line on stderr: "l7_pace: " and the message. */
+static void complain(const char *fmt, va_list ap)
+{
+    fputs("l7_pace: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 static void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("l7_pace: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    complain(fmt, ap);
     va_end(ap);
     exit(1);
 }
@@ -887,9 +893,7 @@ static void bad_usage(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("l7_pace: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    complain(fmt, ap);
     va_end(ap);
     usage(stderr);
     exit(2);
