@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "verdict"))
 
@@ -35,6 +37,16 @@ class L7Gateway(Gateway):
     def release(self, agent: str) -> None:
         """Lift a quarantine (if any)."""
         self.run_clawgress("agent", "release", agent)
+
+    def restart_with_l7(self, **settings: Any) -> None:
+        """Restart the engine with ``settings`` in the lab's ``l7`` section (the rest of
+        the lab's configuration as it is)."""
+        path = self.lab.config_path
+        config = yaml.safe_load(path.read_text())
+        config.setdefault("l7", {}).update(settings)
+        path.write_text(yaml.safe_dump(config))
+        self.stop_engine()
+        self.lab.start_engine()
 
     def curl(self, agent: str, url: str, *args: str, timeout: float = 10.0) -> CurlResult:
         return curl(self.lab, agent, url, *args, timeout=timeout)

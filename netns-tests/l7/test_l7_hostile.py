@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from l7_support import L7Gateway
 
 PROXY = ("10.77.0.1", 3128)
@@ -171,12 +170,8 @@ def _l7_settings(gateway: L7Gateway, **settings: object) -> Iterator[None]:
     the lab's own configuration afterwards, whatever happens."""
     path = gateway.lab.config_path
     original = path.read_text()
-    config = yaml.safe_load(original)
-    config.setdefault("l7", {}).update(settings)
-    path.write_text(yaml.safe_dump(config))
     try:
-        gateway.stop_engine()
-        gateway.lab.start_engine()
+        gateway.restart_with_l7(**settings)
         yield
     finally:
         path.write_text(original)

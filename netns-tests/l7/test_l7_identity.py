@@ -14,7 +14,6 @@ from pathlib import Path
 
 import jwt
 import pytest
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -83,17 +82,12 @@ def material(l7_gateway: L7Gateway) -> Material:
     """Reconfigure the module's lab (proxy TLS, a JWT issuer, a client CA) and restart its
     engine; the lab is this module's own."""
     found = Material(l7_gateway.work / "identity")
-    config_path = l7_gateway.lab.config_path
-    config = yaml.safe_load(config_path.read_text())
-    config["l7"].update({"proxy_tls": True, "identity": {
+    l7_gateway.restart_with_l7(proxy_tls=True, identity={
         "jwt_issuers": [{"issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["ES256"],
                          "key_files": [str(found.jwt_pub)]}],
         "spiffe_trust_domains": [TRUST_DOMAIN],
         "client_ca_files": [str(found.client_ca)],
-    }})
-    config_path.write_text(yaml.safe_dump(config))
-    l7_gateway.stop_engine()
-    l7_gateway.lab.start_engine()
+    })
     return found
 
 
