@@ -14,10 +14,17 @@ attribute: mypy keeps ``self._error`` narrowed to ``None`` after ``if self._erro
 None: raise ...`` even across an ``await`` during which a callback sets it, so such an
 attribute is read again through a method call (``tests/compiled`` looks for the pattern).
 
+Where Python objects themselves are the cost (a loop over bytes, a callback per pattern
+hit), compiling the same source cannot remove them; such a module has a C twin
+(``C_TWINS``): ``{module}.c`` beside ``{module}.py``, the same function in C, built with
+the compiled modules and chosen by the same rule. The Python module stays the reference
+(what runs when nothing was built, and what the tests hold the twin to).
+
 ``python -m tools.native`` (run by ``tools/setup.sh``) compiles the modules ``COMPILED``
-lists into a ``_native`` folder inside their package, with a record of what they were
-built from: the SHA-256 of each of the package's sources (the compiled modules and
-those they import) and the interpreter's extension suffix (and mypy's
+lists, and the C twins, into a ``_native`` folder inside their package, with a record of
+what they were built from: the SHA-256 of each of the package's sources (the compiled
+modules, those they import, and the C twins' sources) and the interpreter's extension
+suffix (and mypy's
 version, for the build to know when to compile again). The package calls ``use_compiled``
 before importing them: the folder goes ahead of the package's own on its ``__path__``
 only when that record still holds, so an edited source, another interpreter or a build
@@ -42,6 +49,13 @@ COMPILED: dict[str, tuple[str, ...]] = {
     "gatewayd.l7": ("conn", "connection", "exchange", "http1", "responses", "target",
                     "upstream"),
 }
+# Modules that have a C twin: ``{module}.c`` beside ``{module}.py``, the same function in
+# C (where Python objects are the cost, not the logic), built with the package's compiled
+# modules into the same folder, and the libraries it links. The Python module is the
+# reference, and what runs when the build did not happen.
+C_TWINS: dict[str, dict[str, tuple[str, ...]]] = {
+    "gatewayd.dlp": {"hits": ("hs",), "runs": ()},
+}
 NATIVE_DIR = "_native"
 GROUP = "_compiled"  # the compiled modules' shared library: {package}.{GROUP}__mypyc
 RECORD = "built-from.json"
@@ -57,9 +71,18 @@ def extension_suffix() -> str:
 
 def source_digests(package_dir: Path) -> dict[str, str]:
     """The SHA-256 of the source of every module of the package, by module name: the
-    compiled ones and those they were compiled against (their types and constants)."""
-    return {p.stem: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(package_dir.glob("*.py"))}
+    compiled ones and those they were compiled against (their types and constants); and
+    of every C twin's source, by its file name (``runs.c``)."""
+    digests = {p.stem: hashlib.sha256(p.read_bytes()).hexdigest()
+               for p in sorted(package_dir.glob("*.py"))}
+    digests.update((p.name, hashlib.sha256(p.read_bytes()).hexdigest())
+                   for p in sorted(package_dir.glob("*.c")))
+    return digests
+
+
+def native_modules(package: str) -> tuple[str, ...]:
+    """The modules a build of ``package`` puts in its ``_native`` folder."""
+    return (*COMPILED.get(package, ()), *C_TWINS.get(package, {}), f"{GROUP}__mypyc")
 
 
 def build_record(package_dir: Path, mypy_version: str) -> dict[str, object]:
@@ -117,6 +140,6 @@ def _compiled_dir(package: str, path: MutableSequence[str]) -> Path | str:
         changed = sorted(m for m, digest in now.items() if then.get(m) != digest)
         return f"changed since compiled: {', '.join(changed) or 'the module list'}"
     suffix = extension_suffix()
-    if not all((native / f"{m}{suffix}").is_file() for m in (*modules, f"{GROUP}__mypyc")):
+    if not all((native / f"{m}{suffix}").is_file() for m in native_modules(package)):
         return "a compiled module is missing"
     return native

@@ -1,5 +1,6 @@
-"""Compile the modules ``gatewayd.compiled.COMPILED`` lists with mypyc, each package's into
-its ``_native`` folder (see ``gatewayd/compiled.py`` for why and how they are chosen).
+"""Compile the modules ``gatewayd.compiled.COMPILED`` lists with mypyc, and the C twins
+``C_TWINS`` lists with the C compiler, each package's into its ``_native`` folder (see
+``gatewayd/compiled.py`` for why and how they are chosen).
 
 Run by ``tools/setup.sh`` (``make setup``, and so by ``make test`` and ``make demo``):
 nothing to do when the compiled modules were built from the sources as they are, with
@@ -26,12 +27,14 @@ import time
 from pathlib import Path
 
 from gatewayd.compiled import (
+    C_TWINS,
     COMPILED,
     GROUP,
     NATIVE_DIR,
     RECORD,
     build_record,
     extension_suffix,
+    native_modules,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +61,7 @@ def build(package: str, modules: tuple[str, ...], record: dict[str, object]) -> 
     """Compile ``modules`` of ``package`` in a scratch folder; install them all, with their
     record last, or nothing."""
     from mypyc.build import mypycify  # noqa: PLC0415 - only when building
-    from setuptools import Distribution  # noqa: PLC0415
+    from setuptools import Distribution, Extension  # noqa: PLC0415
 
     package_dir = ROOT / package.replace(".", "/")
     native = package_dir / NATIVE_DIR
@@ -72,6 +75,12 @@ def build(package: str, modules: tuple[str, ...], record: dict[str, object]) -> 
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 extensions = mypycify(sources, opt_level="3", group_name=f"{package}.{GROUP}",
                                       target_dir=str(work / "c"))
+                for twin, libraries in C_TWINS.get(package, {}).items():
+                    extensions.append(Extension(
+                        f"{package}.{twin}",
+                        [str((package_dir / f"{twin}.c").relative_to(ROOT))],
+                        libraries=list(libraries),
+                        extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"]))
                 # Not setuptools.setup(): that would read pyproject.toml as a project to
                 # install. Only the extensions are built, outside the source tree.
                 dist = Distribution({"name": "clawgress-native", "ext_modules": extensions})
@@ -89,7 +98,7 @@ def build(package: str, modules: tuple[str, ...], record: dict[str, object]) -> 
         staged = native.with_name(f"{NATIVE_DIR}.new")
         shutil.rmtree(staged, ignore_errors=True)
         staged.mkdir()
-        for name in (*modules, f"{GROUP}__mypyc"):
+        for name in native_modules(package):
             shutil.copy2(built / f"{name}{suffix}", staged / f"{name}{suffix}")
         (staged / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         shutil.rmtree(native, ignore_errors=True)
@@ -113,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         record = wanted(package)
         if not args.force and current(package) == record:
             continue
+        twins = len(C_TWINS.get(package, {}))
+        also = f" and {twins} C twin{'s' if twins > 1 else ''}" if twins else ""
         print(f"native: {package}: compiling {len(modules)} modules with mypyc"
-              f" {record['mypy']} (20 to 40 s)", file=sys.stderr)
+              f" {record['mypy']}{also} (20 to 40 s)", file=sys.stderr)
         started = time.monotonic()
         try:
             build(package, modules, record)

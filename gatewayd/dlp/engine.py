@@ -15,6 +15,10 @@ reporting (``HS_FLAG_SOM_LEFTMOST``, which spans need) no large bounded repeats;
 rules match a distinctive prefix and let the validator extend the span. (Its compiler is also
 sensitive to how a pattern is written: ``rules.yaml`` notes the cases measured.)
 
+The databases and their scans are ``hits``': through the ``hyperscan`` package, or, where
+``tools/native.py`` built it, through its C twin, which links the library (Vectorscan,
+the Hyperscan the package bundles) and collects the hits without a Python call per hit.
+
 The scan is in two stages. The primary database holds the patterns of rules that stand on
 their own (or are only boosted by context) and the cue words of every rule that needs
 context. (Whether decoding is worth trying — a long base64/hex run, a ``%XX`` escape — is
@@ -35,15 +39,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-import hyperscan
-
+from gatewayd.dlp.hits import CASELESS, SOM_LEFTMOST, Database, Hit, PatternError
 from gatewayd.dlp.rules import RuleError, SourcedRule
 from gatewayd.dlp.validators import VALIDATORS, Validator
 
 RULE: Final = 0
 CUE: Final = 1
-
-Hit = tuple[int, int, int]  # (pattern id, start, end)
 
 WINDOW_MARGIN: Final = 128  # room for a secondary candidate beyond its rule's reach from the cue
 
@@ -78,23 +79,19 @@ def _reason(err: Exception) -> str:
 
 
 def compile_database(expressions: Sequence[bytes], flags: Sequence[int],
-                     names: Sequence[str]) -> hyperscan.Database:
+                     names: Sequence[str]) -> Database:
     """One block-mode database; a refusal names the pattern (``names[i]``) and the reason."""
-    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     try:
-        db.compile(expressions=list(expressions), ids=list(range(len(expressions))),
-                   elements=len(expressions), flags=list(flags))
-    except hyperscan.error as err:
+        return Database(expressions, flags)
+    except PatternError as err:
         for expression, flag, name in zip(expressions, flags, names, strict=True):
-            single = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             try:
-                single.compile(expressions=[expression], ids=[0], elements=1, flags=[flag])
-            except hyperscan.error as single_err:
+                Database([expression], [flag])
+            except PatternError as single_err:
                 raise RuleError(f"{name}: refused by the pattern engine: "
                                 f"{_reason(single_err)}") from None
         raise RuleError(f"the rules together were refused by the pattern engine: "
                         f"{_reason(err)}") from None
-    return db
 
 
 class Engine:
@@ -123,11 +120,11 @@ class Engine:
             target = secondary if required else primary
             for n, pattern in enumerate(rule.patterns, 1):
                 name = f"{sourced.source}: rule {rule.id!r} pattern {n}"
-                target.append((pattern.encode(), hyperscan.HS_FLAG_SOM_LEFTMOST, name, RULE,
+                target.append((pattern.encode(), SOM_LEFTMOST, name, RULE,
                                index))
         for cue, ref in cue_ids.items():
             primary.append((cue_pattern(cue),
-                            hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SOM_LEFTMOST,
+                            CASELESS | SOM_LEFTMOST,
                             f"cue {cue!r}", CUE, ref))
         self.rules = tuple(compiled)
         self.cue_count = len(cue_ids)
@@ -138,15 +135,13 @@ class Engine:
         self.primary_ref = tuple(p[4] for p in primary)
         # Rule patterns come first: a primary pattern id below this is a rule's.
         self.first_cue = sum(1 for p in primary if p[3] == RULE)
-        self._primary_scratch = hyperscan.Scratch(self._primary)
         # One small database per rule that needs a cue: only the rules whose cues appeared
         # are run, and only near those cues.
-        self._contextual: dict[int, tuple[hyperscan.Database, hyperscan.Scratch]] = {}
+        self._contextual: dict[int, Database] = {}
         for index in sorted({p[4] for p in secondary}):
             mine = [p for p in secondary if p[4] == index]
-            db = compile_database([p[0] for p in mine], [p[1] for p in mine],
-                                  [p[2] for p in mine])
-            self._contextual[index] = (db, hyperscan.Scratch(db))
+            self._contextual[index] = compile_database(
+                [p[0] for p in mine], [p[1] for p in mine], [p[2] for p in mine])
         # Per cue: the rules it opens a window for, with the window's reach before the cue's
         # start and after its end.
         cue_rules: dict[int, list[tuple[int, int, int]]] = {}
@@ -159,7 +154,7 @@ class Engine:
 
     def scan_primary(self, buf: bytes, limit: int) -> tuple[list[Hit], bool]:
         """Raw hits of the primary database, and whether the scan ran to the end."""
-        return _scan(self._primary, self._primary_scratch, buf, limit)
+        return self._primary.scan(buf, 0, len(buf), limit)
 
     def scan_secondary(self, buf: bytes, cues: Sequence[Hit],
                        limit: int) -> tuple[list[Hit], bool]:
@@ -188,36 +183,13 @@ class Engine:
                     else:
                         windows.append([lo, hi])
         contextual = self._contextual
-        view = memoryview(buf)  # windows are scanned in place, not copied
         for index, windows in by_rule.items():
-            db, scratch = contextual[index]
+            db = contextual[index]
             for lo, hi in windows:
-                found, complete = _scan(db, scratch, view[lo:hi], limit - len(hits))
-                if found:
-                    last_end = hi - lo
-                    whole = hi == size
-                    for _, start, end in found:
-                        if (start or not lo) and (end != last_end or whole):
-                            hits.append((index, start + lo, end + lo))
+                found, complete = db.scan(buf, lo, hi, limit - len(hits))
+                for _, start, end in found:
+                    if (start > lo or not lo) and (end < hi or hi == size):
+                        hits.append((index, start, end))
                 if not complete:
                     return hits, False
         return hits, True
-
-
-def _scan(db: hyperscan.Database, scratch: hyperscan.Scratch, buf: bytes | memoryview,
-          limit: int) -> tuple[list[Hit], bool]:
-    hits: list[Hit] = []
-    if limit <= 0:
-        return hits, False
-
-    def on_match(pattern: int, start: int, end: int, flags: int, context: object) -> bool:
-        hits.append((pattern, start, end))
-        return len(hits) >= limit
-
-    try:
-        # Positional arguments: the binding parses them faster than keywords. (Its stub
-        # types ``data`` as ``str | bytes``; it takes any buffer, a window's memoryview too.)
-        db.scan(buf, on_match, 0, None, scratch)  # type: ignore[type-var]
-    except hyperscan.ScanTerminated:
-        return hits, False
-    return hits, True

@@ -31,11 +31,13 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Final
 
-from gatewayd.dlp.carriers import as_text, decode, encoded_runs
-from gatewayd.dlp.engine import CompiledRule, Engine, Hit
+from gatewayd.dlp.carriers import as_text, decode
+from gatewayd.dlp.engine import CompiledRule, Engine
 from gatewayd.dlp.findings import Findings
+from gatewayd.dlp.hits import Hit
 from gatewayd.dlp.match import MASKED_KEY, new_match
 from gatewayd.dlp.rules import SourcedRule, load_rules
+from gatewayd.dlp.runs import encoded_runs
 from gatewayd.dlp.segments import DECODED, KEY, SEP, JsonPath, Layout, Segment, layout
 from gatewayd.dlp.validators import ALNUM, LOWER, UPPER, generic_secret, generic_secret_core
 

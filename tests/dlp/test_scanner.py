@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from gatewayd.dlp import MASKED_KEY, Scanner
-from gatewayd.dlp.carriers import encoded_runs
+from gatewayd.dlp.runs import encoded_runs
 from gatewayd.errors import ParseError
 
 from .conftest import AWS_KEY_ID, AWS_SECRET, GITHUB_TOKEN, STRIPE_KEY
