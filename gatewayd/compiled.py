@@ -54,7 +54,7 @@ COMPILED: dict[str, tuple[str, ...]] = {
 # modules into the same folder, and the libraries it links. The Python module is the
 # reference, and what runs when the build did not happen.
 C_TWINS: dict[str, dict[str, tuple[str, ...]]] = {
-    "gatewayd.dlp": {"hits": ("hs",), "runs": ()},
+    "gatewayd.dlp": {"entropy": ("m",), "hits": ("hs",), "runs": ()},
 }
 NATIVE_DIR = "_native"
 GROUP = "_compiled"  # the compiled modules' shared library: {package}.{GROUP}__mypyc

@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"rules that RE2 accepts (the re loop runs all of them); Presidio: "
                         f"{pr_recognizers} predefined English PatternRecognizers, no NLP model")
     report.notes.append(f"scanner modules: {compiled.STATUS.get('gatewayd.dlp', '?')}"
-                        " (mypyc, and the C twins of runs and hits: gatewayd/compiled.py;"
+                        " (mypyc, and the C twins of runs, hits and entropy: gatewayd/compiled.py;"
                         " tools/native.py builds them)")
     report.notes.append(f"corpus: {len(corpus)} bodies, {labels} labelled values, "
                         f"{negatives} hard-negative bodies")
