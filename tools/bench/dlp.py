@@ -6,8 +6,8 @@ per KiB — is cut to 4 KiB and 64 KiB and scanned, in interleaved rounds
 (A B C D E A B C D E ...), by:
 
 A. Clawgress's scanner, three ways: the engine's primary pass alone over the bytes
-   (``scan only``: one Hyperscan pass of the rule patterns and cue words, with its match
-   callbacks; not the secondary pass around cues, nor anything after); the whole scan of the
+   (``scan only``: one Hyperscan pass of the rule patterns and cue words, its hits collected
+   as a list; not the secondary pass around cues, nor anything after); the whole scan of the
    text (pass, validators, overlaps, carriers); the whole scan of the text sent as an OpenAI
    chat-completions JSON body (parsing, decoded strings, then the same);
 B. a sequential Python ``re`` loop over the same patterns (every rule pattern and cue,
