@@ -164,10 +164,12 @@ static PyObject *Database_scan(Database *self, PyObject *const *args, Py_ssize_t
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t lo = PyLong_AsSsize_t(args[1]);
-    Py_ssize_t hi = PyLong_AsSsize_t(args[2]);
-    Py_ssize_t limit = PyNumber_AsSsize_t(args[3], NULL);
-    if (PyErr_Occurred())
+    Py_ssize_t lo, hi, limit;
+    if ((lo = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred())
+        goto done;
+    if ((hi = PyLong_AsSsize_t(args[2])) == -1 && PyErr_Occurred())
+        goto done;
+    if ((limit = PyNumber_AsSsize_t(args[3], NULL)) == -1 && PyErr_Occurred())
         goto done;
     /* The slice buf[lo:hi], as Python would take it. */
     if (lo < 0)
