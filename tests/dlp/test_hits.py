@@ -8,8 +8,8 @@ from types import ModuleType
 
 import pytest
 
-from gatewayd.dlp import hits, load_rules
-from gatewayd.dlp.engine import cue_pattern
+from gatewayd.dlp import hits
+from tools.bench.dlp import same_patterns
 
 from .corpus import build_corpus
 from .twins import assert_is_the_c_twin, reference
@@ -18,21 +18,11 @@ PY = reference("hits")
 
 
 def shipped_patterns() -> tuple[list[bytes], list[int]]:
-    """Every shipped rule pattern and cue, as one database (the engine splits them in two;
-    one larger database is the harder test)."""
-    expressions, flags = [], []
-    cues: set[str] = set()
-    for sourced in load_rules([]):
-        rule = sourced.rule
-        for pattern in rule.patterns:
-            expressions.append(pattern.encode())
-            flags.append(PY.SOM_LEFTMOST)
-        if rule.context is not None:
-            cues.update(c.lower() for c in rule.context.cues)
-    for cue in sorted(cues):
-        expressions.append(cue_pattern(cue))
-        flags.append(PY.CASELESS | PY.SOM_LEFTMOST)
-    return expressions, flags
+    """Every shipped rule pattern and cue (the benchmark's list), as one database, with the
+    start-of-match reporting the engine asks for (the engine splits them in two; one larger
+    database is the harder test)."""
+    patterns, caseless = same_patterns()
+    return patterns, [flags | PY.SOM_LEFTMOST for flags in caseless]
 
 
 @pytest.fixture(scope="module")
