@@ -29,8 +29,9 @@ def decode(data: bytes, encoding: str) -> bytes | None:
         body = data.rstrip(b"=")
         if len(body) % 4 == 1:
             return None
-        if b"-" in body or b"_" in body:
-            if b"+" in body or b"/" in body:
+        # (bytes.find, not ``in``: see ``validators.generic_secret``.)
+        if body.find(b"-") >= 0 or body.find(b"_") >= 0:
+            if body.find(b"+") >= 0 or body.find(b"/") >= 0:
                 return None
             body = body.replace(b"-", b"+").replace(b"_", b"/")
         return binascii.a2b_base64(body + b"=" * (-len(body) % 4))

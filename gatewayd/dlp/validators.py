@@ -75,6 +75,15 @@ def only_digits(data: bytes) -> bytes:
     return data.translate(None, _NOT_DIGITS)
 
 
+_DIGIT_OR_SPACE: Final = bytes(c if c in DIGITS else 0x20 for c in range(256))
+
+
+def has_digit(data: bytes) -> bool:
+    """Whether ``data`` holds an ASCII digit: two C-speed passes, where ``only_digits``
+    builds its deletion table on every call."""
+    return bool(data) and not data.translate(_DIGIT_OR_SPACE).isspace()
+
+
 def _before(buf: bytes, start: int) -> int:
     return buf[start - 1] if start > 0 else 0
 
@@ -109,7 +118,7 @@ def aws_secret(buf: bytes, start: int, end: int) -> Confirmed | None:
     value = buf[start:end]
     # Upper case, lower case and digits, each present (bytes.lower and upper change only
     # ASCII letters: C-speed, where a set of the bytes is a Python object per byte).
-    if value.lower() == value or value.upper() == value or not only_digits(value):
+    if value.lower() == value or value.upper() == value or not has_digit(value):
         return None
     return (start, end, 1.0) if shannon(value) >= 4.0 else None
 
@@ -128,7 +137,7 @@ def azure_client_secret(buf: bytes, start: int, end: int) -> Confirmed | None:
     if _before(buf, start) in _CLIENT_SECRET or _after(buf, end) in _CLIENT_SECRET:
         return None
     value = buf[start:end]
-    if not only_digits(value) or value.lower() == value.upper():  # digits and letters
+    if not has_digit(value) or value.lower() == value.upper():  # digits and letters
         return None
     return (start, end, 1.0) if shannon(value) >= 3.5 else None
 
@@ -348,10 +357,12 @@ def generic_secret(buf: bytes, start: int, end: int) -> Confirmed | None:
             return None
     value_end = end - 1  # both patterns end on the one character that stops the value
     value = buf[value_start:value_end]
-    if (len(value) < MIN_GENERIC_VALUE or value[:1] in b"/~" or value.startswith(b"./")
-            or b"://" in value):
+    # (bytes.find, not ``in``: a bytes operand of ``in`` is first tried as an integer, and
+    # the TypeError that raises and clears costs more than the search.)
+    if (len(value) < MIN_GENERIC_VALUE or value.startswith((b"/", b"~", b"./"))
+            or value.find(b"://") >= 0):
         return None  # short, or a path or a URL
-    if value.isdigit() or value.isalpha() or not only_digits(value):
+    if value.isdigit() or value.isalpha() or not has_digit(value):
         return None  # a value has letters and digits
     bits = shannon(value)  # before the placeholder words: it costs less than they do
     if bits < 3.0 or _placeholder(value):

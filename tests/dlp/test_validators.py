@@ -115,6 +115,23 @@ def test_birth_dates(date: str, ok: bool) -> None:
     assert (check(v.birth_date, date) is not None) is ok
 
 
+def test_has_digit_agrees_with_only_digits() -> None:
+    rng = random.Random(7)
+    samples = [b"", b" ", b"0", b"abc", b"\t\n9", bytes(range(256))]
+    samples += [rng.randbytes(rng.randrange(1, 40)) for _ in range(2000)]
+    for data in samples:
+        assert v.has_digit(data) is bool(v.only_digits(data)), data
+
+
+def test_generic_secret_refuses_paths_and_urls() -> None:
+    for value in ("/usr/local/bin/k8sTool42x", "~/keys/Zx81kQ0pLm2NvB7", "./Zx81kQ0pLm2NvB7tR5",
+                  "https://Zx81kQ0pLm2NvB7.example"):
+        text = f'api_key = "{value}" '
+        assert check(v.generic_secret, text, 0, len(text) - 1) is None, value
+    text = 'api_key = "Zx81kQ0p/Lm2NvB7tR5wY" '  # a slash inside is still a value
+    assert check(v.generic_secret, text, 0, len(text) - 1) == "Zx81kQ0p/Lm2NvB7tR5wY"
+
+
 def test_generic_secret_finds_the_value() -> None:
     text = 'api_key = "Zx81kQ0pLm2NvB7tR5wY" '
     assert check(v.generic_secret, text, 0, len(text) - 1) == "Zx81kQ0pLm2NvB7tR5wY"
