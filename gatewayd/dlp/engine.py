@@ -120,13 +120,16 @@ class Engine:
             target = secondary if required else primary
             for n, pattern in enumerate(rule.patterns, 1):
                 name = f"{sourced.source}: rule {rule.id!r} pattern {n}"
-                target.append((pattern.encode(), SOM_LEFTMOST, name, RULE,
-                               index))
+                target.append((pattern.encode(), SOM_LEFTMOST, name, RULE, index))
         for cue, ref in cue_ids.items():
             primary.append((cue_pattern(cue),
                             CASELESS | SOM_LEFTMOST,
                             f"cue {cue!r}", CUE, ref))
         self.rules = tuple(compiled)
+        # Each rule's confidence and boost as reported (to four places), rounded once: most
+        # matches are reported at one of them, and round() formats the float to decide.
+        self.rounded = {c: round(c, 4) for r in compiled
+                        for c in (r.confidence, r.boost) if c is not None}
         self.cue_count = len(cue_ids)
         self.secondary_cues = frozenset().union(*(r.cues for r in compiled if r.required))
         self._primary = compile_database([p[0] for p in primary], [p[1] for p in primary],

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from itertools import accumulate
 from operator import itemgetter
 from pathlib import Path
 from typing import Final
@@ -144,8 +143,15 @@ class _Cover:
 
     def __init__(self, spans: list[tuple[int, int]]) -> None:
         spans.sort()
-        self.starts = [s for s, _ in spans]
-        self.reach = list(accumulate([e for _, e in spans], max))
+        starts: list[int] = []
+        reach: list[int] = []
+        far = -1
+        for start, end in spans:
+            far = max(far, end)
+            starts.append(start)
+            reach.append(far)
+        self.starts = starts
+        self.reach = reach
 
     def overlaps(self, start: int, end: int) -> bool:
         i = bisect_left(self.starts, end)
@@ -458,11 +464,12 @@ class Scanner:
                   limit: str | None) -> Findings:
         segments = lay.segments
         masked: list[JsonPath] = []
-        for f, *_ in results:
-            seg = segments[f.segment]
+        for result in results:
+            seg = segments[result[0].segment]
             if seg.kind == KEY and seg.path is not None:
                 masked.append(seg.path)
         ordered = sorted(results, key=_placed) if len(results) > 1 else results
+        rounded = self.engine.rounded
         matches = []
         placed = []
         for f, start, end, encoding, inner in ordered:
@@ -473,7 +480,10 @@ class Scanner:
             rule = f.rule
             span = ((start - seg.start, end - seg.start) if seg.ascii
                     else lay.chars(f.segment, start, end))
-            matches.append(new_match(rule.dlp_class, round(f.confidence, 4), span, path,
+            confidence = rounded.get(f.confidence)
+            if confidence is None:
+                confidence = round(f.confidence, 4)
+            matches.append(new_match(rule.dlp_class, confidence, span, path,
                                      rule.id, encoding, inner, seg.kind == KEY, f.segment))
             placed.append((start, end))
         return Findings(tuple(matches), limit is None, limit, body, lay, tuple(placed))
