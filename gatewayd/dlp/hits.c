@@ -56,6 +56,29 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
     return c->count >= c->limit;
 }
 
+/* (id, start, end) with the offsets made absolute, built item by item: Py_BuildValue would
+ * parse its format string again for every hit. NULL with an exception set. */
+static PyObject *hit_tuple(const Hit *hit, Py_ssize_t lo)
+{
+    PyObject *tuple = PyTuple_New(3);
+    if (tuple == NULL)
+        return NULL;
+    PyObject *item = PyLong_FromUnsignedLong(hit->id);
+    if (item == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(tuple, 0, item);
+    if ((item = PyLong_FromSsize_t((Py_ssize_t)hit->start + lo)) == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(tuple, 1, item);
+    if ((item = PyLong_FromSsize_t((Py_ssize_t)hit->end + lo)) == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(tuple, 2, item);
+    return tuple;
+fail:
+    Py_DECREF(tuple);
+    return NULL;
+}
+
 static void Database_dealloc(Database *self)
 {
     hs_free_scratch(self->scratch);
@@ -212,8 +235,7 @@ static PyObject *Database_scan(Database *self, PyObject *const *args, Py_ssize_t
     if (hits == NULL)
         goto freed;
     for (Py_ssize_t i = 0; i < c.count; i++) {
-        PyObject *hit = Py_BuildValue("(IKK)", c.hits[i].id, c.hits[i].start + lo,
-                                      c.hits[i].end + lo);
+        PyObject *hit = hit_tuple(&c.hits[i], lo);
         if (hit == NULL) {
             Py_DECREF(hits);
             goto freed;
