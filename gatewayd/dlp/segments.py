@@ -144,19 +144,31 @@ def _embedded(value: object) -> Any:
     return inner if isinstance(inner, dict | list) else None
 
 
-def _next_member(stack: list[tuple[Iterator[tuple[Any, Any]], JsonPath, int]],
-                 ) -> tuple[Any, Any, JsonPath, int] | None:
-    """The next member (or element) of the innermost container that has one left: its
-    name (or index), value, path and depth of embedding; None when the walk is over."""
-    while stack:
-        items, parent, depth = stack[-1]
-        item = next(items, None)
-        if item is None:
-            stack.pop()
-            continue
-        name, value = item
-        return name, value, (*parent, name), depth
-    return None
+class _Laying:
+    """A JSON layout being built: its buffer's parts, their length so far, its segments."""
+
+    __slots__ = ("parts", "pos", "segments")
+
+    def __init__(self) -> None:
+        self.parts = [SEP]
+        self.pos = 1
+        self.segments: list[Segment] = []
+
+    def put(self, part: bytes) -> None:
+        self.parts.append(part)
+        self.pos += len(part)
+
+    def segment(self, path: JsonPath, kind: int, data: bytes, context_start: int | None) -> int:
+        """Add ``data`` as a segment whose cues may begin at ``context_start`` (None: at
+        itself); its start."""
+        start = self.pos
+        end = start + len(data)
+        self.segments.append(Segment(path, kind, start, end,
+                                     start if context_start is None else context_start,
+                                     data.isascii(), "surrogatepass"))
+        self.parts.append(data)
+        self.pos = end
+        return start
 
 
 def json_layout(document: Any, parser: Parser) -> Layout:
@@ -166,62 +178,61 @@ def json_layout(document: Any, parser: Parser) -> Layout:
     document, to ``MAX_EMBEDDING`` levels, so its escapes cannot hide anything either. The
     walk keeps its own stack (a document may be nested deeper than Python recurses).
     """
-    parts: list[bytes] = [SEP]
-    segments: list[Segment] = []
+    out = _Laying()
     embedded: list[JsonPath] = []
+    # The container being walked (its members or elements, its path and its depth of
+    # embedding), and the ones it is inside.
+    items: Iterator[tuple[Any, Any]] = iter(())
+    parent: JsonPath = ()
+    depth = 0
     stack: list[tuple[Iterator[tuple[Any, Any]], JsonPath, int]] = []
-    pos = 1
     # The value to lay out next: its path, its depth of embedding, and where its member's key
     # starts in the buffer (None: it has no key).
     path: JsonPath = ()
-    value, depth, key_start = document, 0, None
+    value, value_depth, key_start = document, 0, None
     while True:
         data, kind = None, STRING
         if isinstance(value, str):
-            inner = _embedded(value) if depth < MAX_EMBEDDING else None
+            inner = _embedded(value) if value_depth < MAX_EMBEDDING else None
             if inner is None:
                 data = value.encode("utf-8", "surrogatepass")
             else:
                 embedded.append(path)
-                parts.append(SEP)
-                pos += 1
-                value, depth, key_start = inner, depth + 1, None
+                out.put(SEP)
+                value, value_depth, key_start = inner, value_depth + 1, None
         elif (isinstance(value, int) and not isinstance(value, bool)
               and abs(value) >= MIN_SCANNED_INT):
             data, kind = str(value).encode(), NUMBER
         if data is not None:
-            if key_start is None:
-                key_start = pos
-            else:
-                parts.append(MEMBER)
-                pos += len(MEMBER)
-            end = pos + len(data)
-            segments.append(Segment(path, kind, pos, end, key_start, data.isascii(),
-                                    "surrogatepass"))
-            parts += (data, SEP)
-            pos = end + 1
+            if key_start is not None:
+                out.put(MEMBER)
+            out.segment(path, kind, data, key_start)
+            out.put(SEP)
         else:
             if key_start is not None:
-                parts.append(SEP)
-                pos += 1
+                out.put(SEP)
             if isinstance(value, dict):
-                stack.append((iter(value.items()), path, depth))
+                stack.append((items, parent, depth))
+                items, parent, depth = iter(value.items()), path, value_depth
             elif isinstance(value, list):
-                stack.append((iter(enumerate(value)), path, depth))
-        following = _next_member(stack)
-        if following is None:
+                stack.append((items, parent, depth))
+                items, parent, depth = iter(enumerate(value)), path, value_depth
+        # The next member (or element) of the innermost container that has one left.
+        item = next(items, None)
+        while item is None and stack:
+            items, parent, depth = stack.pop()
+            item = next(items, None)
+        if item is None:
             break
-        name, value, path, depth = following
+        name, value = item
+        path = parent + (name,)  # noqa: RUF005 (compiled, (*parent, name) goes through a list)
+        value_depth = depth
         key_start = None
         if isinstance(name, str):
-            key = name.encode("utf-8", "surrogatepass")
-            key_start = pos
-            pos += len(key)
-            segments.append(Segment(path, KEY, key_start, pos, key_start, key.isascii(),
-                                    "surrogatepass"))
-            parts.append(key)
-    return Layout(b"".join(parts), segments, [s.start for s in segments], document, parser,
-                  tuple(embedded))
+            key_start = out.segment(path, KEY, name.encode("utf-8", "surrogatepass"), None)
+    segments = out.segments
+    return Layout(b"".join(out.parts), segments, [s.start for s in segments], document,
+                  parser, tuple(embedded))
 
 
 def is_json(body: bytes, content_type: str | None) -> bool | None:
