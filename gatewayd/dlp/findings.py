@@ -104,6 +104,21 @@ class Findings:
         return rewrite_json(self.body, lay, edits)
 
 
+_FIELDS: Final = ("matches", "complete", "limit", "body", "layout", "placed")
+
+
+def new_findings(matches: tuple[Match, ...], complete: bool, limit: str | None, body: bytes,
+                 layout: Layout, placed: tuple[tuple[int, int], ...]) -> Findings:
+    """``Findings(...)`` without the dataclass's ``__init__``, which is generated Python code
+    (so interpreted even where the scanner is compiled): a scan makes one. The fields are
+    set as that ``__init__`` sets them on a frozen dataclass."""
+    findings: Findings = Findings.__new__(Findings)
+    for name, value in zip(_FIELDS, (matches, complete, limit, body, layout, placed),
+                           strict=True):
+        object.__setattr__(findings, name, value)
+    return findings
+
+
 def _replace(buf: bytes, lo: int, hi: int, spans: list[tuple[int, int, str]]) -> bytes:
     """``buf[lo:hi]`` with the (merged) spans replaced by markers."""
     spans.sort(key=lambda s: (s[0], -s[1]))

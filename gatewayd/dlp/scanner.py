@@ -24,7 +24,6 @@ that claims to be JSON and is not raises ``ParseError``; that too is the caller'
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from pathlib import Path
@@ -32,12 +31,22 @@ from typing import Final
 
 from gatewayd.dlp.carriers import as_text, decode
 from gatewayd.dlp.engine import CompiledRule, Engine
-from gatewayd.dlp.findings import Findings
+from gatewayd.dlp.findings import Findings, new_findings
 from gatewayd.dlp.hits import Hit
 from gatewayd.dlp.match import MASKED_KEY, new_match
 from gatewayd.dlp.rules import SourcedRule, load_rules
 from gatewayd.dlp.runs import encoded_runs
-from gatewayd.dlp.segments import DECODED, KEY, SEP, JsonPath, Layout, Segment, layout
+from gatewayd.dlp.segments import (
+    DECODED,
+    KEY,
+    SEP,
+    JsonPath,
+    Layout,
+    Segment,
+    count_at_most,
+    count_below,
+    layout,
+)
 from gatewayd.dlp.validators import ALNUM, LOWER, UPPER, generic_secret, generic_secret_core
 
 DEFAULT_MIN_CONFIDENCE: Final = 0.5
@@ -122,14 +131,14 @@ class _Cues:
             self.starts = [cs for _, cs, _ in self.by_start]
         best = _NO_CUE
         wanted = rule.cues
-        ends = self.ends
-        for cue, cs, ce in self.by_end[bisect_left(ends, start - rule.before):
-                                       bisect_right(ends, start)]:
+        ends, by_end = self.ends, self.by_end
+        for i in range(count_below(ends, start - rule.before), count_at_most(ends, start)):
+            cue, cs, ce = by_end[i]
             if cue in wanted and cs >= lo and start - ce < best:
                 best = start - ce
-        starts = self.starts
-        for cue, cs, ce in self.by_start[bisect_left(starts, end):
-                                         bisect_right(starts, end + rule.after)]:
+        starts, by_start = self.starts, self.by_start
+        for i in range(count_below(starts, end), count_at_most(starts, end + rule.after)):
+            cue, cs, ce = by_start[i]
             if cue in wanted and ce <= hi and cs - end < best:
                 best = cs - end
         return best
@@ -154,7 +163,7 @@ class _Cover:
         self.reach = reach
 
     def overlaps(self, start: int, end: int) -> bool:
-        i = bisect_left(self.starts, end)
+        i = count_below(self.starts, end)
         return i > 0 and self.reach[i - 1] > start
 
 
@@ -193,7 +202,8 @@ def _given_way(items: list[tuple[tuple[int, int], int]], fallbacks: list[int],
         if cover is None:
             cover = covers[rule.dlp_class] = _Cover(
                 [(f.start, f.end) for f in formats if f.rule.dlp_class != rule.dlp_class])
-        if cover.overlaps(*generic_secret_core(last)):
+        low, high = generic_secret_core(last)
+        if cover.overlaps(low, high):
             skipped.add(k)
     return skipped
 
@@ -486,7 +496,7 @@ class Scanner:
             matches.append(new_match(rule.dlp_class, confidence, span, path,
                                      rule.id, encoding, inner, seg.kind == KEY, f.segment))
             placed.append((start, end))
-        return Findings(tuple(matches), limit is None, limit, body, lay, tuple(placed))
+        return new_findings(tuple(matches), limit is None, limit, body, lay, tuple(placed))
 
 
 def _mask(path: JsonPath, keys: list[JsonPath]) -> JsonPath:

@@ -22,7 +22,6 @@ whose message says where the body is malformed and never what it contains.
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
 from collections.abc import Iterator
 from typing import Any, Final, Literal
 
@@ -43,6 +42,35 @@ SEP: Final = b"\x00"
 MEMBER: Final = b'": "'
 MIN_SCANNED_INT: Final = 100_000  # smaller integers cannot be any class's value
 MAX_EMBEDDING: Final = 4  # how deep JSON held in strings (held in strings...) is read
+
+
+def count_below(values: list[int], x: int) -> int:
+    """How many of the sorted ``values`` are below ``x`` (``bisect.bisect_left``).
+
+    Written out because, compiled (gatewayd/compiled.py), this loop compares machine
+    integers, where a call to ``bisect`` boxes ``x`` and goes through the generic call path;
+    a scan bisects for every candidate.
+    """
+    lo, hi = 0, len(values)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if values[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def count_at_most(values: list[int], x: int) -> int:
+    """How many of the sorted ``values`` are ``x`` or below (``bisect.bisect_right``)."""
+    lo, hi = 0, len(values)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if values[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 # Segment and Layout are plain classes, not dataclasses: a JSON body makes one Segment per
@@ -79,7 +107,7 @@ class Layout:
 
     def find(self, start: int, end: int) -> int:
         """The index of the segment that holds ``[start, end)``, or -1."""
-        i = bisect_right(self.starts, start) - 1
+        i = count_at_most(self.starts, start) - 1
         if i < 0:
             return -1
         seg = self.segments[i]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import bisect
+import dataclasses
 import json
 import random
 from urllib.parse import quote
@@ -10,7 +12,9 @@ from urllib.parse import quote
 import pytest
 
 from gatewayd.dlp import MASKED_KEY, Scanner
+from gatewayd.dlp.findings import Findings
 from gatewayd.dlp.runs import encoded_runs
+from gatewayd.dlp.segments import count_at_most, count_below
 from gatewayd.errors import ParseError
 
 from .conftest import AWS_KEY_ID, AWS_SECRET, GITHUB_TOKEN, STRIPE_KEY
@@ -241,3 +245,24 @@ def test_runs_padding_cannot_hide_a_carrier() -> None:
     assert found.complete
     assert found.classes == ("secrets.aws.access_key_id",)
     assert found.matches[0].encoding == "base64"
+
+
+def test_count_below_and_at_most_are_bisect() -> None:
+    rng = random.Random(11)
+    for _ in range(3000):
+        values = sorted(rng.randrange(-5, 40) for _ in range(rng.randrange(0, 12)))
+        x = rng.randrange(-8, 44)
+        assert count_below(values, x) == bisect.bisect_left(values, x), (values, x)
+        assert count_at_most(values, x) == bisect.bisect_right(values, x), (values, x)
+
+
+def test_a_scan_gives_findings_as_the_dataclass_would(scanner: Scanner) -> None:
+    body = json.dumps({"messages": [{"content": f"key {AWS_KEY_ID}"}]}).encode()
+    found = scanner.scan(body, content_type="application/json")
+    made = Findings(found.matches, found.complete, found.limit, found.body, found.layout,
+                    found.placed)
+    assert found.matches and found == made and repr(found) == repr(made)
+    assert hash(found) == hash(made)
+    assert found.body == body and found.placed == made.placed
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        found.complete = False  # type: ignore[misc]
