@@ -186,14 +186,16 @@ class _Laying:
         self.parts.append(part)
         self.pos += len(part)
 
-    def segment(self, path: JsonPath, kind: int, data: bytes, context_start: int | None) -> int:
-        """Add ``data`` as a segment whose cues may begin at ``context_start`` (None: at
+    def segment(self, path: JsonPath, kind: int, text: str, context_start: int | None) -> int:
+        """Add ``text`` as a segment whose cues may begin at ``context_start`` (None: at
         itself); its start."""
+        data = text.encode("utf-8", "surrogatepass")
         start = self.pos
         end = start + len(data)
+        # ASCII if each code point took one byte (a lone surrogate takes three).
         self.segments.append(Segment(path, kind, start, end,
                                      start if context_start is None else context_start,
-                                     data.isascii(), "surrogatepass"))
+                                     len(data) == len(text), "surrogatepass"))
         self.parts.append(data)
         self.pos = end
         return start
@@ -219,22 +221,22 @@ def json_layout(document: Any, parser: Parser) -> Layout:
     path: JsonPath = ()
     value, value_depth, key_start = document, 0, None
     while True:
-        data, kind = None, STRING
+        text, kind = None, STRING
         if isinstance(value, str):
             inner = _embedded(value) if value_depth < MAX_EMBEDDING else None
             if inner is None:
-                data = value.encode("utf-8", "surrogatepass")
+                text = value
             else:
                 embedded.append(path)
                 out.put(SEP)
                 value, value_depth, key_start = inner, value_depth + 1, None
         elif (isinstance(value, int) and not isinstance(value, bool)
               and abs(value) >= MIN_SCANNED_INT):
-            data, kind = str(value).encode(), NUMBER
-        if data is not None:
+            text, kind = str(value), NUMBER
+        if text is not None:
             if key_start is not None:
                 out.put(MEMBER)
-            out.segment(path, kind, data, key_start)
+            out.segment(path, kind, text, key_start)
             out.put(SEP)
         else:
             if key_start is not None:
@@ -257,7 +259,7 @@ def json_layout(document: Any, parser: Parser) -> Layout:
         value_depth = depth
         key_start = None
         if isinstance(name, str):
-            key_start = out.segment(path, KEY, name.encode("utf-8", "surrogatepass"), None)
+            key_start = out.segment(path, KEY, name, None)
     segments = out.segments
     return Layout(b"".join(out.parts), segments, [s.start for s in segments], document,
                   parser, tuple(embedded))

@@ -173,6 +173,18 @@ def test_json_the_standard_library_reads(scanner: Scanner) -> None:
     big = b'{"n": 123456789012345678901234567890, "s": "\\ud800 ' + AWS_KEY_ID.encode() + b'"}'
     found = scanner.scan(big, content_type="application/json")
     assert found.classes == ("secrets.aws.access_key_id",)
+    start, end = found.matches[0].span  # a lone surrogate is one code point
+    assert json.loads(big)["s"][start:end] == AWS_KEY_ID == found.value(found.matches[0])
+
+
+def test_json_spans_count_code_points(scanner: Scanner) -> None:
+    doc = {"clé → key": f"wörld ✓ {AWS_KEY_ID}", f"naïve {GITHUB_TOKEN}": 1}
+    found = scanner.scan(json.dumps(doc, ensure_ascii=False).encode(),
+                         content_type="application/json")
+    by_class = {m.dlp_class: m for m in found.matches}
+    aws, github = by_class["secrets.aws.access_key_id"], by_class["secrets.github.token"]
+    assert doc["clé → key"][aws.span[0]:aws.span[1]] == AWS_KEY_ID
+    assert github.in_key and f"naïve {GITHUB_TOKEN}"[github.span[0]:github.span[1]] == GITHUB_TOKEN
 
 
 def test_hit_bound_makes_the_result_incomplete() -> None:
