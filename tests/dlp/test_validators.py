@@ -147,6 +147,17 @@ def test_database_url_placeholder_is_not_confident() -> None:
     assert result is not None and result[2] < 0.5
 
 
+@pytest.mark.parametrize("password", ["Zxxxx81kQ0", "a****b12", "MyChangeMe9", "xPlaceholder1",
+                                      "ReDacted77", "Your_Pw42", "your-pw42"])
+def test_database_url_password_with_a_placeholder_word(password: str) -> None:
+    buf = f"\x00postgres://user:{password}@db.internal\x00".encode()
+    result = v.database_url(buf, 1, len(buf) - 1)
+    assert result is not None and result[2] < 0.5
+    real = b"\x00postgres://user:Zx81kQ0pLm2N@db.internal\x00"
+    confirmed = v.database_url(real, 1, len(real) - 1)
+    assert confirmed is not None and confirmed[2] == 1.0
+
+
 def test_private_key_runs_to_the_end_line() -> None:
     pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----"
     text = pem + "\ntrailing words"
