@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 from gatewayd.dlp.match import Match, extract
@@ -104,7 +104,7 @@ class Findings:
         return rewrite_json(self.body, lay, edits)
 
 
-_FIELDS: Final = ("matches", "complete", "limit", "body", "layout", "placed")
+_FIELDS: Final = tuple(f.name for f in fields(Findings))
 
 
 def new_findings(matches: tuple[Match, ...], complete: bool, limit: str | None, body: bytes,
